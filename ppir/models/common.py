@@ -1,0 +1,109 @@
+"""Building blocks shared by the networks.
+
+Everything here is written so that one exported program runs on every backend ppir supports
+(dygraph, Paddle Inference with oneDNN on and off, paddle2onnx + ONNX Runtime, accelerator compilers):
+
+* LeakyReLU is written with `maximum`/`minimum`: Paddle 3.3's oneDNN segfaults on conv -> leaky_relu and
+  paddle2onnx silently zeroes its slope.
+* No `F.interpolate` at all: every interpolate op fails under oneDNN in Paddle 3.3, and paddle2onnx cannot
+  convert `scale_factor`. Resampling uses exact equivalents instead (strided slice, fixed depthwise transposed
+  convolutions, average pooling), each equal to PyTorch's `F.interpolate` of the same mode.
+* Constant kernels are made in `forward` rather than stored, so they never appear in a state dict.
+"""
+from __future__ import annotations
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+# bilinear x2 (align_corners=False) as a transposed convolution: each output pixel mixes its two nearest
+# input pixels with weights 3/4 and 1/4, which is this separable kernel at stride 2.
+_BILINEAR_UP2 = np.outer([0.25, 0.75, 0.75, 0.25], [0.25, 0.75, 0.75, 0.25]).astype(np.float32)
+_NEAREST_UP2 = np.ones((2, 2), dtype=np.float32)
+# MIRNet's anti-aliased downsampling filter ([1,2,1] binomial, normalised).
+BINOMIAL_3x3 = (np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0]) / 16.0).astype(np.float32)
+
+
+def conv2d(in_channels, out_channels, kernel_size, stride=1, bias=True, padding=None):
+    """A Conv2D with 'same' padding (k // 2) unless told otherwise, and an optional bias."""
+    if padding is None:
+        padding = kernel_size // 2
+    return nn.Conv2D(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                     bias_attr=None if bias else False)
+
+
+def leaky_relu(x, slope: float = 0.2):
+    """LeakyReLU without the leaky_relu op: max(x, s*x) for s <= 1, min(x, s*x) for s > 1 (exact)."""
+    return paddle.maximum(x, x * slope) if slope <= 1 else paddle.minimum(x, x * slope)
+
+
+class LeakyReLU(nn.Layer):
+    """nn.LeakyReLU's drop-in, built on `leaky_relu` above so it exports to every backend."""
+
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x):
+        return leaky_relu(x, self.negative_slope)
+
+
+def _depthwise_kernel(x, kernel_2d: np.ndarray):
+    """The fixed 2-D kernel repeated for each channel of x, shaped for a depthwise (transposed) conv."""
+    channels = x.shape[1]
+    k = paddle.to_tensor(kernel_2d[None, None], dtype=x.dtype)
+    return paddle.expand(k, [channels, 1, kernel_2d.shape[0], kernel_2d.shape[1]])
+
+
+def down_nearest2(x):
+    """Nearest-neighbour x0.5, exactly as PyTorch's F.interpolate(scale_factor=0.5): top-left pixel of each 2x2."""
+    return x[:, :, ::2, ::2]
+
+
+def up_nearest2(x):
+    """Nearest-neighbour x2 (each pixel repeated 2x2), as a depthwise transposed conv with a ones kernel."""
+    return F.conv2d_transpose(x, _depthwise_kernel(x, _NEAREST_UP2), stride=2, groups=x.shape[1])
+
+
+def down_bilinear2(x):
+    """Bilinear x0.5 with align_corners=False: for even sizes that is exactly 2x2 average pooling."""
+    return F.avg_pool2d(x, kernel_size=2, stride=2)
+
+
+def up_bilinear2(x):
+    """Bilinear x2 with align_corners=False (PyTorch's default), without an interpolate op.
+
+    Replicate-pad by one pixel (PyTorch clamps at the border), apply the fixed stride-2 transposed conv,
+    then drop the 3-pixel margin the padding created on each side.
+    """
+    padded = F.pad(x, [1, 1, 1, 1], mode="replicate")
+    y = F.conv2d_transpose(padded, _depthwise_kernel(x, _BILINEAR_UP2), stride=2, groups=x.shape[1])
+    return y[:, :, 3:-3, 3:-3]
+
+
+def resample2(x, direction: str, mode: str):
+    """x2 up or x0.5 down in the given mode ('nearest' or 'bilinear')."""
+    table = {
+        ("down", "nearest"): down_nearest2,
+        ("up", "nearest"): up_nearest2,
+        ("down", "bilinear"): down_bilinear2,
+        ("up", "bilinear"): up_bilinear2,
+    }
+    return table[(direction, mode)](x)
+
+
+def antialias_down2(x):
+    """Blur-then-subsample x0.5 (MIRNet's Downsample): reflect-pad 1, depthwise binomial 3x3 at stride 2."""
+    padded = F.pad(x, [1, 1, 1, 1], mode="reflect")
+    return F.conv2d(padded, _depthwise_kernel(x, BINOMIAL_3x3), stride=2, groups=x.shape[1])
+
+
+def count_parameters(model: nn.Layer) -> int:
+    """Number of distinct trainable numbers (shared parameters counted once, like PyTorch's parameters())."""
+    seen, total = set(), 0
+    for p in model.parameters():
+        if id(p) not in seen:
+            seen.add(id(p))
+            total += int(np.prod(p.shape))
+    return total
