@@ -99,6 +99,21 @@ def antialias_down2(x):
     return F.conv2d(padded, _depthwise_kernel(x, BINOMIAL_3x3), stride=2, groups=x.shape[1])
 
 
+def check_input(x, name: str, channels: int, multiple: int, min_size: int) -> None:
+    """In dygraph, raise a clear ValueError unless x is N x channels x H x W with H and W multiples of
+    `multiple` and at least `min_size` (upstream fails on such inputs too, but deep inside, or silently).
+    Skipped under to_static, where H and W are symbolic."""
+    if not paddle.in_dynamic_mode():
+        return
+    shape = list(x.shape)
+    if len(shape) != 4 or shape[1] != channels:
+        raise ValueError(f"{name} expects an N x {channels} x H x W tensor, got shape {shape}")
+    h, w = shape[2], shape[3]
+    if h % multiple or w % multiple or h < min_size or w < min_size:
+        raise ValueError(f"{name} needs H and W that are multiples of {multiple} and at least {min_size}, "
+                         f"got {h}x{w}; pad the input first (tools/predict.py and the runners do)")
+
+
 def count_parameters(model: nn.Layer) -> int:
     """Number of distinct trainable numbers (shared parameters counted once, like PyTorch's parameters())."""
     seen, total = set(), 0
