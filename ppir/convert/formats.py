@@ -1,0 +1,102 @@
+"""Read any weights file ppir accepts into a flat {name: numpy array}, without running code from it.
+
+Accepted: Paddle `.pdparams`; PyTorch `torch.save` files (zip or legacy format, any extension: the official
+HINet `.pth` {'params': ...}, MIMO-UNet `.pkl` {'model': ...}, MIRNet `.pth` {'state_dict': ...} with
+`module.` prefixes); bare torch state dicts; `.npz` archives (also ppir's golden files, keys `param/<name>`).
+The format is told from the file's bytes, not its extension.
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import CheckpointError
+from .torch_reader import read_paddle_pdparams, read_torch_checkpoint
+
+# Where official and common training scripts keep the network weights inside a checkpoint, in the order
+# they are tried (BasicSR/HINet 'params', MIRNet 'state_dict', MIMO-UNet 'model').
+WRAPPER_KEYS = ("params", "state_dict", "model", "params_ema", "net", "network", "model_state_dict", "weights")
+_LEGACY_TORCH_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+
+@dataclass
+class WeightsFile:
+    state: dict          # name -> numpy array
+    layout: str          # "torch" or "paddle": whose naming/layout conventions the names follow
+    description: str     # e.g. "torch zip checkpoint, weights under 'params'"
+
+
+def _is_array(v) -> bool:
+    return isinstance(v, np.ndarray)
+
+
+def _flatten_state(obj, path: str, param_key: str | None) -> tuple[dict, str]:
+    """Find the flat name -> array mapping inside a checkpoint object."""
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
+    if obj and all(_is_array(v) for v in obj.values()):
+        if param_key:
+            raise CheckpointError(f"{path}: --param-key {param_key!r} given, but the file is a bare state dict")
+        return dict(obj), "bare state dict"
+    keys = [param_key] if param_key else [k for k in WRAPPER_KEYS if k in obj]
+    for key in keys:
+        inner = obj.get(key)
+        if isinstance(inner, dict) and inner and all(_is_array(v) for v in inner.values()):
+            return dict(inner), f"weights under {key!r}"
+    top = ", ".join(repr(k) for k in list(obj)[:10])
+    if param_key:
+        raise CheckpointError(f"{path}: no state dict under {param_key!r}; top-level keys: {top}")
+    raise CheckpointError(f"{path}: no state dict found (looked for a dict of tensors at the top or under "
+                          f"{', '.join(WRAPPER_KEYS)}); top-level keys: {top}")
+
+
+def _strip_module_prefix(state: dict) -> dict:
+    """DataParallel checkpoints prefix every name with 'module.'; the networks themselves do not."""
+    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+
+
+def _read_npz(path: str) -> dict:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except ValueError as e:  # object arrays need pickle: refused
+        raise CheckpointError(f"{path}: refused to load: the .npz holds pickled objects ({e})") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
+        raise CheckpointError(f"{path}: cannot read .npz archive: {e}") from None
+    if any(k.startswith("param/") for k in arrays):  # ppir golden fixtures: param/<name>, input/..., output/...
+        arrays = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
+    return arrays
+
+
+def read_weights_file(path: str, param_key: str | None = None) -> WeightsFile:
+    """Read `path` into a WeightsFile; raises CheckpointError with a one-line reason on any problem."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"weights file not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head:
+        raise CheckpointError(f"{path}: the file is empty")
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError) as e:
+            raise CheckpointError(f"{path}: damaged zip archive ({e}); the file may be truncated") from None
+        if any(n.endswith("data.pkl") for n in names):
+            obj, kind, layout = read_torch_checkpoint(path), "torch zip checkpoint", "torch"
+        elif names and all(n.endswith(".npy") for n in names):
+            obj, kind, layout = _read_npz(path), "npz archive", "torch"
+        else:
+            raise CheckpointError(f"{path}: a zip archive that is neither a torch checkpoint nor an .npz")
+    elif head[:2] == b"\x80\x02" and head[2:4] == b"\x8a\x0a" and head[4:14] == _LEGACY_TORCH_MAGIC:
+        obj, kind, layout = read_torch_checkpoint(path), "torch legacy checkpoint", "torch"
+    elif head[:1] == b"\x80":
+        obj, kind, layout = read_paddle_pdparams(path), "paddle pdparams", "paddle"
+    else:
+        raise CheckpointError(f"{path}: not a weights file ppir can read (.pdparams, torch .pth/.pt/.pkl, .npz)")
+    state, where = _flatten_state(obj, path, param_key)
+    return WeightsFile(_strip_module_prefix(state), layout, f"{kind}, {where}")
