@@ -1,0 +1,1 @@
+"""Data: image I/O now; datasets, degradations and augmentation join with training."""

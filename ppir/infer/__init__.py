@@ -1,0 +1,1 @@
+"""Inference: pre/post-processing shared by every runner, and the runners' backends."""
