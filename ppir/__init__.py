@@ -25,7 +25,7 @@ for _line in _buf.getvalue().splitlines():
         print(_line, file=_sys.stderr)
 
 from .config import Config, load_config  # noqa: E402
-from .errors import CheckpointError, ConfigError, ImageError, PPIRError  # noqa: E402
+from .errors import CheckpointError, ConfigError, DatasetError, ImageError, PPIRError  # noqa: E402
 from .models import MODELS, count_parameters  # noqa: E402
 from .weights import load_weights, save_weights  # noqa: E402
 
@@ -52,4 +52,4 @@ def build_model(config, overrides=None):
 
 
 __all__ = ["build_model", "load_weights", "save_weights", "load_config", "Config", "count_parameters",
-           "MODELS", "PPIRError", "ConfigError", "CheckpointError", "ImageError", "__version__"]
+           "MODELS", "PPIRError", "ConfigError", "CheckpointError", "DatasetError", "ImageError", "__version__"]

@@ -15,10 +15,24 @@ import yaml
 
 from .errors import ConfigError
 
-# Top-level sections a config may have. Sections holding a `type:` name a class from a registry; their other
-# keys are that class's constructor arguments and are checked against its signature.
-TYPED_SECTIONS = ("model",)
+# Top-level sections a config may have. Typed sections hold a `type:` naming a class from a registry; their
+# other keys are that class's constructor arguments and are checked against its signature. `datasets` maps a
+# name (train, val, test_rain100h, ...) to a typed entry, `metrics` is a list of typed entries. Plain
+# sections (train, val, export) are checked against a dataclass registered with `register_section`.
 KNOWN_SECTIONS = ("model", "datasets", "loss", "optimizer", "lr_scheduler", "metrics", "train", "val", "export")
+_SECTION_SCHEMAS: dict = {}
+# Modules whose import registers classes that configs can name; a module not written yet is skipped.
+_REGISTERING_MODULES = ("ppir.models", "ppir.data", "ppir.losses", "ppir.metrics", "ppir.engine")
+
+
+def register_section(name: str):
+    """Class decorator: a dataclass whose fields (with defaults) are the keys allowed in a plain section."""
+    def _add(cls):
+        if name not in KNOWN_SECTIONS:
+            raise ValueError(f"unknown section {name!r}")
+        _SECTION_SCHEMAS[name] = cls
+        return cls
+    return _add
 
 
 class Config(dict):
@@ -96,19 +110,31 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(cfg: dict, overrides: Iterable[str]) -> list[str]:
-    """Set each `a.b=value` in cfg (in place); returns the dotted keys that were set."""
+    """Set each `a.b=value` in cfg (in place; `metrics.0.crop_border=4` indexes lists); returns the keys set."""
     keys = []
     for text in overrides or ():
         parts, value = parse_override(text)
         node = cfg
-        for i, p in enumerate(parts[:-1]):
-            child = node.get(p)
-            if child is None:
-                child = node[p] = {}
-            elif not isinstance(child, dict):
-                raise ConfigError(f"-o {text}: {'.'.join(parts[:i + 1])} is a value, not a section")
-            node = child
-        node[parts[-1]] = value
+        for i, p in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                if not p.isdigit() or int(p) >= len(node):
+                    raise ConfigError(f"-o {text}: {'.'.join(parts[:i])} is a list of {len(node)}; "
+                                      f"{p!r} is not an index in it")
+                p = int(p)
+                if last:
+                    node[p] = value
+                else:
+                    node = node[p]
+                continue
+            if not isinstance(node, dict):
+                raise ConfigError(f"-o {text}: {'.'.join(parts[:i])} is a value, not a section")
+            if last:
+                node[p] = value
+            else:
+                if node.get(p) is None:
+                    node[p] = {}
+                node = node[p]
         keys.append(".".join(parts))
     return keys
 
@@ -170,28 +196,74 @@ def check_kwargs(cls, kwargs: dict, section: str, cfg: Config) -> None:
                               f"(like the default {default!r}), got {type(value).__name__} {value!r}")
 
 
-def validate_config(cfg: Config) -> None:
-    from .registry import MODELS
-    from . import models  # noqa: F401  (registers the networks)
+def _import_registering_modules() -> None:
+    import importlib
 
+    for mod in _REGISTERING_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+
+
+def _check_typed(cfg: Config, key: str, body, registry) -> None:
+    """A typed entry at dotted `key`: a mapping with a known `type` and constructor keys of the right type."""
+    if not isinstance(body, dict):
+        raise ConfigError(f"{cfg.origin(key)}: {key} must be a mapping with a 'type'")
+    if "type" not in body:
+        raise ConfigError(f"{cfg.origin(key)}: {key} needs a 'type' (one of: {', '.join(registry.names())})")
+    try:
+        cls = registry.get(body["type"])
+    except ConfigError as e:
+        raise ConfigError(f"{cfg.origin(key + '.type')}: {key}.type: {e}") from None
+    check_kwargs(cls, {k: v for k, v in body.items() if k != "type"}, key, cfg)
+
+
+def _check_plain(cfg: Config, section: str, body, schema) -> None:
+    import dataclasses
+
+    if not isinstance(body, dict):
+        raise ConfigError(f"{cfg.origin(section)}: section {section!r} must be a mapping")
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for key, value in body.items():
+        dotted = f"{section}.{key}"
+        if key not in fields:
+            hint = difflib.get_close_matches(key, fields, n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ConfigError(f"{cfg.origin(dotted)}: unknown key {dotted!r}{extra}; allowed: {', '.join(fields)}")
+        f = fields[key]
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if not _type_ok(value, default):
+            raise ConfigError(f"{cfg.origin(dotted)}: {dotted} must be {type(default).__name__} "
+                              f"(like the default {default!r}), got {type(value).__name__} {value!r}")
+
+
+def validate_config(cfg: Config) -> None:
+    from .registry import DATASETS, LOSSES, METRICS, MODELS, OPTIMIZERS, SCHEDULERS
+
+    _import_registering_modules()
     for key in cfg:
         if key not in KNOWN_SECTIONS:
             hint = difflib.get_close_matches(key, KNOWN_SECTIONS, n=1)
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise ConfigError(f"{cfg.origin(key)}: unknown top-level key {key!r}{extra}; "
                               f"allowed: {', '.join(KNOWN_SECTIONS)}")
-    registries = {"model": MODELS}
-    for section in TYPED_SECTIONS:
-        if section not in cfg:
-            continue
-        body = cfg[section]
-        if not isinstance(body, dict):
-            raise ConfigError(f"{cfg.origin(section)}: section {section!r} must be a mapping")
-        if "type" not in body:
-            raise ConfigError(f"{cfg.origin(section)}: section {section!r} needs a 'type' "
-                              f"(one of: {', '.join(registries[section].names())})")
-        try:
-            cls = registries[section].get(body["type"])
-        except ConfigError as e:
-            raise ConfigError(f"{cfg.origin(section + '.type')}: {section}.type: {e}") from None
-        check_kwargs(cls, {k: v for k, v in body.items() if k != "type"}, section, cfg)
+    single = {"model": MODELS, "loss": LOSSES, "optimizer": OPTIMIZERS, "lr_scheduler": SCHEDULERS}
+    for section, registry in single.items():
+        if cfg.get(section) is not None:
+            _check_typed(cfg, section, cfg[section], registry)
+    if cfg.get("datasets") is not None:
+        if not isinstance(cfg["datasets"], dict):
+            raise ConfigError(f"{cfg.origin('datasets')}: datasets must map names (train, val, ...) to datasets")
+        for name, body in cfg["datasets"].items():
+            if body is not None:
+                _check_typed(cfg, f"datasets.{name}", body, DATASETS)
+    if cfg.get("metrics") is not None:
+        if not isinstance(cfg["metrics"], list):
+            raise ConfigError(f"{cfg.origin('metrics')}: metrics must be a list of {{type: ...}} entries")
+        for i, body in enumerate(cfg["metrics"]):
+            _check_typed(cfg, f"metrics.{i}", body, METRICS)
+    for section, schema in _SECTION_SCHEMAS.items():
+        if cfg.get(section) is not None:
+            _check_plain(cfg, section, cfg[section], schema)

@@ -17,3 +17,7 @@ class CheckpointError(PPIRError):
 
 class ImageError(PPIRError):
     """An image file is missing, unreadable or of a kind ppir cannot use."""
+
+
+class DatasetError(PPIRError):
+    """A dataset path is missing or empty, or its layout is not the one expected."""

@@ -39,4 +39,9 @@ class Registry:
         return sorted(self._table)
 
 
-MODELS = Registry("model")
+MODELS = Registry("model")          # ppir/models/*
+DATASETS = Registry("dataset")      # ppir/data/*
+LOSSES = Registry("loss")           # ppir/losses.py
+METRICS = Registry("metric")        # ppir/metrics.py
+OPTIMIZERS = Registry("optimizer")  # ppir/engine/optim.py
+SCHEDULERS = Registry("lr_scheduler")  # ppir/engine/optim.py
