@@ -151,3 +151,15 @@ def test_truncated_checkpoint(hinet_case, tmp_path):
     assert r.returncode == 2 and "half.pth" in r.stderr and "Traceback" not in r.stderr
     assert len([l for l in r.stderr.splitlines() if l.startswith("error:")]) == 1
     assert not (tmp_path / "out.pdparams").exists()
+
+
+def test_weights_path_resolution(tmp_path):
+    """TIPC drivers pass `<save_dir>/latest` without an extension; checkpoint folders hold model.pdparams."""
+    model = ppir.build_model({"type": "MIMOUNet", "num_res": 0})
+    ppir.save_weights(model, str(tmp_path / "latest.pdparams"))
+    assert ppir.load_weights(model, str(tmp_path / "latest")).ok
+    (tmp_path / "ckpt").mkdir()
+    ppir.save_weights(model, str(tmp_path / "ckpt" / "model.pdparams"))
+    assert ppir.load_weights(model, str(tmp_path / "ckpt")).ok
+    with pytest.raises(ppir.CheckpointError, match="weights file not found: .*nothing"):
+        ppir.load_weights(model, str(tmp_path / "nothing"))

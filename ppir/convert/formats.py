@@ -71,11 +71,18 @@ def _read_npz(path: str) -> dict:
     return arrays
 
 
+def resolve_weights_path(path: str) -> str:
+    """The weights file a user (or a TIPC driver) means: the path as given, else with `.pdparams` appended
+    (drivers pass `<save_dir>/latest`), else `model.pdparams` inside a checkpoint folder."""
+    for cand in (path, path + ".pdparams", os.path.join(path, "model.pdparams")):
+        if os.path.isfile(cand):
+            return cand
+    raise CheckpointError(f"weights file not found: {path}")
+
+
 def read_weights_file(path: str, param_key: str | None = None) -> WeightsFile:
     """Read `path` into a WeightsFile; raises CheckpointError with a one-line reason on any problem."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"weights file not found: {path}")
+    path = resolve_weights_path(os.fspath(path))
     with open(path, "rb") as f:
         head = f.read(16)
     if not head:
