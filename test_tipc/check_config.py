@@ -16,7 +16,7 @@ LAYOUTS = {
                                 27: "infer_params"}),
     "paddle2onnx": (14, {1: "paddle2onnx_params"}),
     "serving": (18, {1: "serving_params"}),
-    "ptq": (20, {1: "ptq_params"}),
+    "ptq": (20, {1: "ptq_params", 13: "##"}),
 }
 BANNER = re.compile(r"^=+([A-Za-z0-9_]+)=+$")
 

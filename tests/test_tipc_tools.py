@@ -8,7 +8,8 @@ from conftest import REPO
 TIPC = os.path.join(REPO, "test_tipc")
 CONFIGS = [os.path.join(TIPC, "configs", m, f) for m in ("mirnet", "hinet", "mimo_unet")
            for f in ("train_infer_python.txt", "train_linux_gpu_normal_normal_infer_python_linux_gpu_cpu.txt",
-                     "model_linux_cpu_normal_normal_paddle2onnx_python_linux_cpu.txt")]
+                     "model_linux_cpu_normal_normal_paddle2onnx_python_linux_cpu.txt",
+                     "model_linux_cpu_normal_normal_serving_python_linux_cpu.txt", "train_ptq_infer_python.txt")]
 
 
 def check(path):
