@@ -4,6 +4,7 @@
 Examples:
   python tools/predict.py -c configs/hinet_sidd_0.5x.yml --weights hinet.pdparams --input noisy.png --output out/
   python tools/predict.py -c configs/mimo_unet_gopro.yml --weights MIMO-UNet.pkl --input blurry_dir/ --output out/
+  python tools/predict.py -c configs/mirnet_sidd.yml --weights mirnet.pth --input big.png --output out/ --tile 512
 """
 import argparse
 import os
@@ -24,6 +25,11 @@ def parse_args(argv=None):
                    help="weights: .pdparams, an official PyTorch checkpoint (.pth/.pkl) or .npz")
     p.add_argument("--input", required=True, help="an image file or a folder of images")
     p.add_argument("--output", required=True, help="folder for the restored PNGs (created if needed)")
+    p.add_argument("--tile", type=int, default=0,
+                   help="restore in overlapping tiles of this size (a multiple of the network's) to bound memory on "
+                        "large images; 0 (default): the whole image at once")
+    p.add_argument("--tile-overlap", "--tile_overlap", dest="tile_overlap", type=int, default=32,
+                   help="overlap between tiles in pixels, blended smoothly (default: %(default)s)")
     add_override_arg(p)
     return p.parse_args(argv)
 
@@ -48,13 +54,16 @@ def main(argv=None):
 
     import ppir
     from ppir.data.image_io import read_image, write_image
-    from ppir.errors import ImageError
+    from ppir.errors import ConfigError, ImageError
     from ppir.infer.dygraph import DygraphRestorer
 
     files = list_inputs(args.input)
     model = ppir.build_model(args.config, flat_overrides(args))
     ppir.load_weights(model, args.weights)
-    restore = DygraphRestorer(model)
+    try:
+        restore = DygraphRestorer(model, tile=args.tile, tile_overlap=args.tile_overlap)
+    except ValueError as e:
+        raise ConfigError(f"--tile: {e}") from None
     failures = 0
     for path in tqdm(files, desc="restoring", unit="img", disable=len(files) < 2):
         try:

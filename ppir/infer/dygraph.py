@@ -4,21 +4,47 @@ from __future__ import annotations
 import numpy as np
 import paddle
 
-from .pipeline import final_output, postprocess, preprocess
+from .pipeline import final_output, postprocess, preprocess, to_nchw
+from .tiling import check_tile, run_tiled
+
+
+class FinalOutput(paddle.nn.Layer):
+    """Wraps a network so that it returns only its restored image (`final_output`): what gets exported."""
+
+    def __init__(self, net: paddle.nn.Layer):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return final_output(self.net(x))
+
+
+def run_network(model: paddle.nn.Layer, nchw: np.ndarray) -> np.ndarray:
+    """One forward pass without gradients: N x C x H x W float32 in, the final output as numpy out."""
+    with paddle.no_grad():
+        return final_output(model(paddle.to_tensor(np.ascontiguousarray(nchw, dtype=np.float32)))).numpy()
 
 
 class DygraphRestorer:
-    """Call with an HxWx3 RGB float image in [0, 1]; returns the restored image of the same size."""
+    """Call with an HxWx3 RGB float image in [0, 1]; returns the restored image of the same size.
 
-    def __init__(self, model: paddle.nn.Layer):
+    `tile` > 0 restores overlapping tiles of that size (`ppir.infer.tiling`) instead of the whole image.
+    """
+
+    def __init__(self, model: paddle.nn.Layer, tile: int = 0, tile_overlap: int = 32, blend: str = "smooth"):
         self.model = model
         self.model.eval()
         self.multiple = int(getattr(model, "size_multiple", 1))
         self.min_size = int(getattr(model, "min_size", 0))
+        self.tile, self.tile_overlap, self.blend = int(tile or 0), int(tile_overlap), blend
+        if self.tile:
+            check_tile(self.tile, self.tile_overlap, self.multiple, self.min_size, blend)
 
     def __call__(self, img_rgb: np.ndarray) -> np.ndarray:
         h, w = img_rgb.shape[:2]
-        x = preprocess(img_rgb, self.multiple, self.min_size)
-        with paddle.no_grad():
-            y = final_output(self.model(paddle.to_tensor(x)))
-        return postprocess(y.numpy(), h, w)
+        if self.tile:
+            y = run_tiled(lambda t: run_network(self.model, t), to_nchw(img_rgb), self.tile, self.tile_overlap,
+                          self.blend, multiple=self.multiple, min_size=self.min_size)
+        else:
+            y = run_network(self.model, preprocess(img_rgb, self.multiple, self.min_size))
+        return postprocess(y, h, w)

@@ -3,12 +3,24 @@
 Networks need H and W to be multiples of a number (HINet 16, MIMO-UNet and MIRNet 4) and sometimes a
 minimum size; instead of resizing, the image is reflect-padded up to that and the output cropped back,
 so the result has the input's exact size.
+
+The steps, as in the seed deploy docs (and driven by inference.yml in the runners):
+
+* read with OpenCV, BGR -> RGB, /255 (gray -> 3 channels, alpha dropped, 16-bit /65535: `ppir.data.image_io`);
+* HWC -> 1 x C x H x W float32, reflect-padded (`preprocess`);
+* network (whole image, or tiles: `ppir.infer.tiling`);
+* crop back, clip to [0, 1] (`postprocess`), x255 to uint8 with the model's rounding (`to_uint8`), RGB -> BGR
+  on writing.
+
+This module only needs numpy, so backends that do not use Paddle can share it.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+
+ROUNDINGS = ("nearest", "half_up")
 
 
 def padded_size(size: int, multiple: int, min_size: int = 0) -> int:
@@ -18,7 +30,15 @@ def padded_size(size: int, multiple: int, min_size: int = 0) -> int:
 def pad_to_multiple(chw: np.ndarray, multiple: int, min_size: int = 0) -> np.ndarray:
     """Reflect-pad a CxHxW (or NxCxHxW) array at the bottom/right up to the network's size constraints."""
     h, w = chw.shape[-2:]
-    ph, pw = padded_size(h, multiple, min_size) - h, padded_size(w, multiple, min_size) - w
+    return pad_to_size(chw, padded_size(h, multiple, min_size), padded_size(w, multiple, min_size))
+
+
+def pad_to_size(chw: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Reflect-pad the last two axes at the bottom/right up to at least height x width (never crops).
+
+    numpy reflects repeatedly when the padding is larger than the image; a 1-pixel side is edge-padded."""
+    h, w = chw.shape[-2:]
+    ph, pw = max(0, height - h), max(0, width - w)
     if ph == 0 and pw == 0:
         return chw
     widths = [(0, 0)] * (chw.ndim - 2) + [(0, ph), (0, pw)]
@@ -26,16 +46,45 @@ def pad_to_multiple(chw: np.ndarray, multiple: int, min_size: int = 0) -> np.nda
     return np.pad(chw, widths, mode=mode)
 
 
+def to_network_channels(img_rgb: np.ndarray, channels: int = 3) -> np.ndarray:
+    """HxWx3 RGB -> HxWx`channels`: unchanged for 3, ITU-R BT.601 luma for a 1-channel network."""
+    if channels == img_rgb.shape[2]:
+        return img_rgb
+    if channels == 1:
+        return (img_rgb @ np.array([0.299, 0.587, 0.114], np.float32))[:, :, None].astype(np.float32)
+    raise ValueError(f"cannot feed a {img_rgb.shape[2]}-channel image to a {channels}-channel network")
+
+
+def to_nchw(img: np.ndarray) -> np.ndarray:
+    """HxWxC float image -> 1xCxHxW float32 (no padding)."""
+    return np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)[None]
+
+
 def preprocess(img_rgb: np.ndarray, multiple: int = 1, min_size: int = 0) -> np.ndarray:
     """HxWx3 RGB float in [0, 1] -> 1x3xH'xW' float32, padded for the network."""
-    chw = np.ascontiguousarray(img_rgb.transpose(2, 0, 1), dtype=np.float32)
-    return pad_to_multiple(chw, multiple, min_size)[None]
+    return pad_to_multiple(to_nchw(img_rgb), multiple, min_size)
 
 
 def postprocess(nchw: np.ndarray, height: int, width: int) -> np.ndarray:
-    """1x3xH'xW' network output -> HxWx3 RGB float32 in [0, 1], cropped back to the input size."""
+    """1xCxH'xW' network output -> HxWx3 RGB float32 in [0, 1], cropped back to the input size."""
     out = np.asarray(nchw)[0, :, :height, :width]
+    if out.shape[0] == 1:
+        out = np.repeat(out, 3, axis=0)
     return np.clip(out.transpose(1, 2, 0), 0.0, 1.0).astype(np.float32)
+
+
+def to_uint8(img: np.ndarray, rounding: str = "nearest") -> np.ndarray:
+    """Float image (any range; clipped to [0, 1]) -> uint8.
+
+    "nearest": round(255 x) (half to even), as tools/predict.py and most official test scripts.
+    "half_up": MIMO-UNet's official convention: clip, + 0.5/255, x255, truncate (torchvision's to_pil_image).
+    """
+    x = np.clip(np.asarray(img, np.float32), 0.0, 1.0)
+    if rounding == "nearest":
+        return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+    if rounding == "half_up":
+        return np.clip(np.floor((x + 0.5 / 255.0) * 255.0), 0, 255).astype(np.uint8)
+    raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
 
 
 def final_output(outputs):

@@ -1,0 +1,284 @@
+#!/usr/bin/env python
+"""Inference latency of each network on every CPU backend, against the machine's measured peak.
+
+  python benchmarks/bench_infer.py                       # full-size networks at the seed shapes (slow: minutes)
+  python benchmarks/bench_infer.py --repeat 2 --warmup 1 # fewer timed runs
+  python benchmarks/bench_infer.py --small               # tiny widths, a smoke test in seconds
+  python benchmarks/bench_infer.py --configs configs/hinet_sidd_0.5x.yml --backends ort,ort_int8
+
+Networks and shapes are those of the seed deploy docs: HINet and MIRNet at 1x3x256x256, MIMO-UNet(+) at
+1x3x360x640, random weights (latency does not depend on them). Backends: dygraph (no_grad), Paddle Inference with
+oneDNN on and off, ONNX Runtime fp32 and int8 (static QDQ quantization, MinMax, per channel, with two random 64x64
+calibration inputs: the calibrator holds every activation in memory; when onnxruntime.quantization works).
+Each is run `--warmup` times untimed, then the median of `--repeat` runs is reported.
+MACs are counted with forward hooks on every Conv2D/Conv2DTranspose/Linear (the fixed resampling kernels built in
+forward are not layers and are left out; they are a tiny share). GFLOP/s = 2 x MACs / latency; the peak is the best
+of a large float32 matmul in numpy, ONNX Runtime and Paddle, measured at the start and the end of the same run
+with the same thread count.
+Not part of the test suite.
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+DEFAULT_CONFIGS = {  # name: (config, seed input shape)
+    "hinet": ("configs/hinet_sidd_1x.yml", (1, 3, 256, 256)),
+    "mirnet": ("configs/mirnet_sidd.yml", (1, 3, 256, 256)),
+    "mimo_unet": ("configs/mimo_unet_gopro.yml", (1, 3, 360, 640)),
+    "mimo_unetplus": ("configs/mimo_unetplus_gopro.yml", (1, 3, 360, 640)),
+}
+CALIB_SIDE = 64  # int8 calibration input side: the calibrator keeps every activation (OOM at 256^2 for MIRNet)
+SMALL_OVERRIDES = {  # --small: the test suite's tiny widths
+    "HINet": ["model.wf=8"], "MIRNet": ["model.n_feat=8", "model.n_RRG=1", "model.n_MSRB=1"],
+    "MIMOUNet": ["model.num_res=1"], "MIMOUNetPlus": ["model.num_res=1"],
+}
+BACKENDS = ("dygraph", "pi_onednn", "pi", "ort", "ort_int8")
+BACKEND_LABELS = {"dygraph": "dygraph", "pi_onednn": "PaddleInference oneDNN", "pi": "PaddleInference no-oneDNN",
+                  "ort": "ONNX Runtime fp32", "ort_int8": "ONNX Runtime int8"}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n", 2)[2])
+    p.add_argument("--models", default=",".join(DEFAULT_CONFIGS),
+                   help="networks at their seed shapes, comma list from: " + ", ".join(DEFAULT_CONFIGS)
+                        + " (HINet is the 1x SIDD config)")
+    p.add_argument("--configs", nargs="+", default=None, help="other configs to time instead of --models")
+    p.add_argument("--shape", default=None, help="input N,C,H,W for every config (default: the seed shapes)")
+    p.add_argument("--backends", default=",".join(BACKENDS), help="comma list from: " + ", ".join(BACKENDS))
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for every backend (default: %(default)s)")
+    p.add_argument("--repeat", type=int, default=5, help="timed runs per backend; the median is reported")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs first (default: %(default)s)")
+    p.add_argument("--small", action="store_true", help="tiny widths (HINet wf=8, MIMO num_res=1, MIRNet f8)")
+    p.add_argument("--work_dir", default=None, help="where exports go (default: a temporary folder)")
+    return p.parse_args(argv)
+
+
+def set_threads(n: int) -> None:
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+
+
+def median_time(fn, repeat: int, warmup: int) -> float:
+    import numpy as np
+
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def measure_peak(threads: int) -> dict:
+    """GFLOP/s of a large float32 matmul in numpy's BLAS, ONNX Runtime (MLAS) and Paddle, same thread count."""
+    import numpy as np
+    import onnxruntime as ort
+    import paddle
+    from onnx import TensorProto, helper
+
+    n = 2048
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+    flops = 2.0 * n ** 3
+    results = {"numpy": flops / median_time(lambda: a @ b, 7, 2) / 1e9}
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "mm",
+                              [helper.make_tensor_value_info(k, TensorProto.FLOAT, [n, n]) for k in "ab"],
+                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])])
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    sess = ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+                                .SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    results["onnxruntime"] = flops / median_time(lambda: sess.run(None, {"a": a, "b": b}), 7, 2) / 1e9
+    pa, pb = paddle.to_tensor(a), paddle.to_tensor(b)
+    results["paddle"] = flops / median_time(lambda: paddle.matmul(pa, pb).numpy(), 5, 2) / 1e9
+    return results
+
+
+def count_macs(model, x) -> int:
+    """Multiply-accumulates of one forward pass, from hooks on the conv/linear layers."""
+    import numpy as np
+    import paddle
+    import paddle.nn as nn
+
+    total = [0]
+
+    def conv_hook(layer, inputs, output):
+        w = layer.weight.shape  # [out, in/groups, kh, kw]
+        total[0] += int(np.prod(output.shape)) * w[1] * w[2] * w[3]
+
+    def convt_hook(layer, inputs, output):
+        w = layer.weight.shape  # [in, out/groups, kh, kw]
+        total[0] += int(np.prod(inputs[0].shape)) * w[1] * w[2] * w[3]
+
+    def linear_hook(layer, inputs, output):
+        total[0] += int(np.prod(output.shape)) * layer.weight.shape[0]
+
+    handles = []
+    for layer in model.sublayers():
+        if isinstance(layer, nn.Conv2DTranspose):
+            handles.append(layer.register_forward_post_hook(convt_hook))
+        elif isinstance(layer, nn.Conv2D):
+            handles.append(layer.register_forward_post_hook(conv_hook))
+        elif isinstance(layer, nn.Linear):
+            handles.append(layer.register_forward_post_hook(linear_hook))
+    with paddle.no_grad():
+        model(paddle.to_tensor(x))
+    for h in handles:
+        h.remove()
+    return total[0]
+
+
+def quantize_int8(fp32_path: str, int8_path: str, shape, samples: int = 2) -> None:
+    import numpy as np
+    import onnxruntime as ort
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(1)
+            self.items = iter([{"x": rng.random(shape, dtype=np.float32)} for _ in range(samples)])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    ort.set_default_logger_severity(3)  # the quantizer's sessions list every unused initializer otherwise
+    quantize_static(fp32_path, int8_path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax)
+
+
+def bench_config(config, shape, args, backends, work_dir):
+    import numpy as np
+    import paddle
+
+    import ppir
+    from ppir.export import export_model, max_rel_diff, run_paddle2onnx
+    from ppir.infer.backends import DygraphBackend, OnnxRuntimeBackend, PaddleInferenceBackend
+
+    paddle.seed(0)
+    name = os.path.splitext(os.path.basename(config))[0]
+    cfg = ppir.load_config(os.path.join(ROOT, config))
+    overrides = SMALL_OVERRIDES.get(cfg["model"]["type"], []) if args.small else []
+    model = ppir.build_model(cfg, overrides)
+    model.eval()
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    t0 = time.perf_counter()
+    macs = count_macs(model, x)  # doubles as dygraph's first (warm-up) run
+    print(f"# {name}: {ppir.count_parameters(model) / 1e6:.2f} M parameters, {macs / 1e9:.1f} GMACs at "
+          f"{'x'.join(map(str, shape))} (first dygraph run {time.perf_counter() - t0:.1f} s)", flush=True)
+    rows, ref = [], None
+    out_dir = os.path.join(work_dir, name)
+
+    def record(kind, run):
+        nonlocal ref
+        y = run(x)  # also the first warm-up run
+        seconds = median_time(lambda: run(x), args.repeat, max(0, args.warmup - 1))
+        if ref is None:
+            ref = y
+        diff = max_rel_diff(y, ref)
+        gflops = 2.0 * macs / seconds / 1e9
+        rows.append((name, BACKEND_LABELS[kind], seconds * 1000, gflops, None, diff))
+        print(f"  {BACKEND_LABELS[kind]:<28} {seconds * 1000:10.1f} ms  {gflops:7.1f} GFLOP/s  "
+              f"rel.diff {diff:.1e}", flush=True)
+
+    def skip(kind, why):
+        rows.append((name, BACKEND_LABELS[kind], None, None, None, why))
+        print(f"  {BACKEND_LABELS[kind]:<28} n/a ({why})", flush=True)
+
+    if "dygraph" in backends:
+        record("dygraph", DygraphBackend(model).run)
+    info = None
+    if any(b != "dygraph" for b in backends):
+        info = export_model(model, out_dir)
+    for kind, mkldnn in (("pi_onednn", True), ("pi", False)):
+        if kind in backends:
+            record(kind, PaddleInferenceBackend(out_dir, info, enable_mkldnn=mkldnn, cpu_threads=args.threads).run)
+    onnx_path = os.path.join(out_dir, "model.onnx")
+    if "ort" in backends or "ort_int8" in backends:
+        run_paddle2onnx(out_dir, onnx_path)
+    if "ort" in backends:
+        record("ort", OnnxRuntimeBackend(onnx_path, info, cpu_threads=args.threads).run)
+    if "ort_int8" in backends:
+        int8_path = os.path.join(out_dir, "model_int8.onnx")
+        try:
+            n, c, h, w = shape
+            calib = (n, c, min(h, CALIB_SIDE), min(w, CALIB_SIDE)) if info.fixed_shape is None else shape
+            quantize_int8(onnx_path, int8_path, calib)
+            backend = OnnxRuntimeBackend(int8_path, info, cpu_threads=args.threads, precision="int8")
+        except Exception as e:  # noqa: BLE001 - "when available": report and go on
+            skip("ort_int8", f"{type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''}")
+        else:
+            record("ort_int8", backend.run)
+    return rows, macs
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    set_threads(args.threads)
+    import numpy as np  # noqa: F401 - after the thread variables
+
+    import ppir  # noqa: F401 - sets up paddle quietly
+    import paddle
+
+    paddle.set_num_threads(args.threads) if hasattr(paddle, "set_num_threads") else None
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = set(backends) - set(BACKENDS)
+    if unknown:
+        raise SystemExit(f"error: unknown backend(s) {', '.join(sorted(unknown))}; choose from {', '.join(BACKENDS)}")
+    if args.configs:
+        from ppir.export import parse_input_shape
+
+        fixed = parse_input_shape(args.shape) if args.shape else None
+        configs = [(c, tuple(fixed) if fixed else (1, 3, 256, 256)) for c in args.configs]
+    else:
+        names = [m.strip() for m in args.models.split(",") if m.strip()]
+        bad = set(names) - set(DEFAULT_CONFIGS)
+        if bad:
+            raise SystemExit(f"error: unknown model(s) {', '.join(sorted(bad))}; "
+                             f"choose from {', '.join(DEFAULT_CONFIGS)}")
+        configs = [DEFAULT_CONFIGS[n] for n in names]
+    first = measure_peak(args.threads)
+    peak = max(first.values())
+    print(f"# matmul peak (2048^3 sgemm, {args.threads} threads): "
+          + ", ".join(f"{k} {v:.1f}" for k, v in first.items()) + " GFLOP/s; "
+          f"cpu cores: {os.cpu_count()}; paddle {paddle.__version__}; onnxruntime "
+          f"{__import__('onnxruntime').__version__}; median of {args.repeat} after {args.warmup} warm-up", flush=True)
+    work = args.work_dir or tempfile.mkdtemp(prefix="ppir_bench_")
+    all_rows, all_macs = [], {}
+    for config, shape in configs:
+        rows, macs = bench_config(config, shape, args, backends, work)
+        all_rows += rows
+        all_macs[rows[0][0] if rows else config] = (macs, shape)
+    last = measure_peak(args.threads)  # again at the end: a busy machine lowers either measurement
+    print("# matmul peak at the end: " + ", ".join(f"{k} {v:.1f}" for k, v in last.items()) + " GFLOP/s")
+    peak = max(peak, *last.values())
+
+    print()
+    print(f"peak = best large-matmul rate measured in this run: {peak:.1f} GFLOP/s; GFLOP/s = 2 x counted MACs / "
+          f"latency; int8 can exceed the fp32 peak")
+    header = "| network | input | GMACs | backend | latency (ms) | GFLOP/s | % of peak | rel. diff vs dygraph |"
+    print(header)
+    print("|" + "|".join("---" for _ in range(header.count("|") - 1)) + "|")
+    for name, label, ms, gflops, frac, diff in all_rows:
+        macs, shape = all_macs[name]
+        shape_text = "x".join(map(str, shape))
+        if ms is None:
+            print(f"| {name} | {shape_text} | {macs / 1e9:.1f} | {label} | n/a | | | {diff} |")
+        else:
+            print(f"| {name} | {shape_text} | {macs / 1e9:.1f} | {label} | {ms:.1f} | {gflops:.1f} | "
+                  f"{100 * gflops / peak:.1f}% | {diff:.1e} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,382 @@
+"""Exporting a network for deployment, and the `inference.yml` every runner reads.
+
+An export directory holds::
+
+    inference.json        the static program (Paddle 3 PIR format), input `x`: N x C x H x W float32 RGB [0, 1]
+    inference.pdiparams   its weights
+    inference.yml         what a runner needs to know about the network (see `DeployInfo`)
+    model.onnx            (optional) written by tools/export_onnx.py
+
+The exported program returns only the final restored image (HINet's stage 2, MIMO-UNet's full scale, see
+`ppir.infer.pipeline.final_output`), unclipped. Pre/post-processing stays outside the program, in
+`ppir.infer.pipeline`, driven by `inference.yml`, so that no runner carries per-model knowledge.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import os
+import subprocess
+import sys
+from typing import Any, Sequence
+
+import numpy as np
+import yaml
+
+from .config import register_section
+from .errors import PPIRError
+from .infer.pipeline import ROUNDINGS
+
+MODEL_FILENAME = "inference.json"
+PARAMS_FILENAME = "inference.pdiparams"
+INFO_FILENAME = "inference.yml"
+ONNX_FILENAME = "model.onnx"
+INPUT_NAME = "x"
+INFO_VERSION = 1
+
+# How the official evaluation of each family turns the float output into 8-bit images. MIMO-UNet's test
+# code clamps, adds 0.5/255 and truncates (torchvision to_pil_image); everyone else rounds to nearest.
+# This is the only per-model deployment fact that cannot be read off the network itself; a config's
+# `export.rounding` overrides it, and it travels to the runners through inference.yml.
+DEFAULT_ROUNDING = {"MIMOUNet": "half_up", "MIMOUNetPlus": "half_up"}
+
+
+class ExportError(PPIRError):
+    """Exporting or converting a network failed, or the converted program disagrees with its source."""
+
+
+@register_section("export")
+@dataclasses.dataclass
+class ExportSection:
+    """The optional `export:` section of a config (checked like every plain section)."""
+
+    rounding: str = None  # "nearest" or "half_up"; default from DEFAULT_ROUNDING
+    input_shape: list = None  # fixed [N, C, H, W] for accelerators; default dynamic
+    tile: int = 0  # default tile size the runners use (0: whole image)
+    tile_overlap: int = 32
+
+
+@dataclasses.dataclass
+class DeployInfo:
+    """The content of inference.yml: everything a runner needs besides the program itself."""
+
+    model_name: str  # registry name, e.g. "HINet"
+    size_multiple: int = 1  # H and W fed to the program must be multiples of this ...
+    min_size: int = 0  # ... and at least this
+    in_channels: int = 3
+    input_name: str = INPUT_NAME
+    input_shape: list = dataclasses.field(default_factory=lambda: [None, 3, None, None])
+    rounding: str = "nearest"  # "half_up": clip, +0.5/255, x255, truncate (MIMO-UNet's convention)
+    tile: int = 0
+    tile_overlap: int = 32
+    model_file: str = MODEL_FILENAME
+    params_file: str = PARAMS_FILENAME
+    source: dict = dataclasses.field(default_factory=dict)  # config, weights, model arguments
+
+    @property
+    def fixed_shape(self) -> list | None:
+        """[N, C, H, W] when the program was exported with a fixed input shape, else None."""
+        shape = list(self.input_shape)
+        return shape if all(isinstance(d, int) and d > 0 for d in shape) else None
+
+    def to_yaml_dict(self) -> dict:
+        return {
+            "version": INFO_VERSION,
+            "model": {"name": self.model_name, "size_multiple": self.size_multiple, "min_size": self.min_size,
+                      "source": self.source},
+            "program": {"model_file": self.model_file, "params_file": self.params_file,
+                        "input_name": self.input_name, "input_shape": list(self.input_shape),
+                        "output": "final restored image, unclipped"},
+            "preprocess": {"read": "OpenCV, BGR -> RGB (gray -> 3 channels, alpha dropped, 16-bit scaled)",
+                           "scale": "1/255", "layout": "NCHW", "in_channels": self.in_channels,
+                           "pad": f"reflect to a multiple of {self.size_multiple}, at least {self.min_size}"},
+            "postprocess": {"crop": "back to the input size", "clip": [0.0, 1.0], "rounding": self.rounding,
+                            "write": "x255, RGB -> BGR, OpenCV"},
+            "tiling": {"tile": self.tile, "tile_overlap": self.tile_overlap},
+        }
+
+
+def _fail_info(path, why):
+    return ExportError(f"{path}: {why}; re-export the model with tools/export_model.py")
+
+
+def read_deploy_info(model_dir: str, filename: str = INFO_FILENAME) -> DeployInfo:
+    """Read `<model_dir>/inference.yml`; ExportError (one line) when it is missing or malformed."""
+    path = os.path.join(model_dir, filename)
+    if not os.path.isfile(path):
+        raise ExportError(f"{path}: no such file; every runner needs the inference.yml that "
+                          f"tools/export_model.py writes beside the program")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as e:
+        raise _fail_info(path, f"cannot read it ({str(e).splitlines()[0]})") from None
+    try:
+        model, program = data["model"], data["program"]
+        pre, post, tiling = data.get("preprocess", {}), data.get("postprocess", {}), data.get("tiling", {})
+        info = DeployInfo(
+            model_name=str(model["name"]), size_multiple=int(model["size_multiple"]),
+            min_size=int(model.get("min_size", 0)), in_channels=int(pre.get("in_channels", 3)),
+            input_name=str(program.get("input_name", INPUT_NAME)),
+            input_shape=[None if d is None else int(d) for d in program.get("input_shape", [None, 3, None, None])],
+            rounding=str(post.get("rounding", "nearest")), tile=int(tiling.get("tile", 0) or 0),
+            tile_overlap=int(tiling.get("tile_overlap", 32)),
+            model_file=str(program.get("model_file", MODEL_FILENAME)),
+            params_file=str(program.get("params_file", PARAMS_FILENAME)), source=dict(model.get("source") or {}))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise _fail_info(path, f"malformed ({type(e).__name__}: {e})") from None
+    if info.rounding not in ROUNDINGS:
+        raise _fail_info(path, f"postprocess.rounding must be one of {', '.join(ROUNDINGS)}, got {info.rounding!r}")
+    if len(info.input_shape) != 4:
+        raise _fail_info(path, f"program.input_shape must have 4 entries, got {info.input_shape}")
+    return info
+
+
+class _InfoDumper(yaml.SafeDumper):
+    """Mappings in block style, short lists ([N, C, H, W], [0, 1]) inline."""
+
+
+_InfoDumper.add_representer(
+    list, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True))
+
+
+def write_deploy_info(info: DeployInfo, model_dir: str) -> str:
+    path = os.path.join(model_dir, INFO_FILENAME)
+    header = ("# Written by ppir.export: read by deploy/inference_python/infer.py, deploy/onnxruntime/infer.py and\n"
+              "# every ppir runner (pre/post-processing and tiling come from here, not from per-model code).\n")
+    text = header + yaml.dump(info.to_yaml_dict(), Dumper=_InfoDumper, sort_keys=False, width=120)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------- export
+def parse_input_shape(text: str | Sequence[int] | None) -> list | None:
+    """'1,3,256,256' -> [1, 3, 256, 256]; None/'' -> None (dynamic). ConfigError-like ExportError on junk."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, str):
+        try:
+            shape = [int(t) for t in text.replace("x", ",").split(",") if t.strip()]
+        except ValueError:
+            raise ExportError(f"--input-shape must be N,C,H,W integers, got {text!r}") from None
+    else:
+        shape = [int(t) for t in text]
+    if len(shape) != 4 or min(shape) <= 0:
+        raise ExportError(f"--input-shape must be 4 positive integers N,C,H,W, got {text!r}")
+    return shape
+
+
+def _model_channels(model) -> int:
+    for name in ("in_channels", "in_chn"):
+        value = getattr(model, name, None)
+        if isinstance(value, int):
+            return value
+    return 3
+
+
+def _check_fixed_shape(shape, multiple, min_size, channels, model_name):
+    n, c, h, w = shape
+    if c != channels:
+        raise ExportError(f"--input-shape: {model_name} takes {channels} channel(s), got C={c}")
+    for what, size in (("H", h), ("W", w)):
+        if size % multiple or size < min_size:
+            good = max(int(math.ceil(size / multiple)) * multiple, min_size)
+            raise ExportError(f"--input-shape: {what}={size} does not fit {model_name}, which needs multiples of "
+                              f"{multiple} and at least {min_size} (try {good})")
+
+
+def export_model(model, save_dir: str, input_shape: Sequence[int] | None = None, rounding: str | None = None,
+                 tile: int = 0, tile_overlap: int = 32, source: dict | None = None) -> DeployInfo:
+    """to_static + jit.save `model` (returning only its final output) into `save_dir`, plus inference.yml.
+
+    `input_shape` None exports a dynamic N x C x H x W program; a fixed [N, C, H, W] suits accelerators
+    (the runners then feed tiles of exactly that size).
+    """
+    import paddle
+    from paddle.static import InputSpec
+
+    from .infer.dygraph import FinalOutput
+
+    model_name = type(model).__name__
+    multiple = int(getattr(model, "size_multiple", 1))
+    min_size = int(getattr(model, "min_size", 0))
+    channels = _model_channels(model)
+    rounding = rounding or DEFAULT_ROUNDING.get(model_name, "nearest")
+    if rounding not in ROUNDINGS:
+        raise ExportError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
+    shape = list(input_shape) if input_shape else None
+    if shape:
+        _check_fixed_shape(shape, multiple, min_size, channels, model_name)
+    spec_shape = shape or [None, channels, None, None]
+
+    os.makedirs(save_dir, exist_ok=True)
+    net = FinalOutput(model)
+    net.eval()
+    static = paddle.jit.to_static(net, input_spec=[InputSpec(list(spec_shape), "float32", INPUT_NAME)],
+                                  full_graph=True)
+    prefix = os.path.join(save_dir, os.path.splitext(MODEL_FILENAME)[0])
+    try:
+        paddle.jit.save(static, prefix)
+    except Exception as e:  # noqa: BLE001 - a failing export is reported as one line, with its cause
+        raise ExportError(f"paddle.jit.save failed for {model_name}: {type(e).__name__}: "
+                          f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from e
+    for name in (MODEL_FILENAME, PARAMS_FILENAME):
+        if not os.path.isfile(os.path.join(save_dir, name)):
+            raise ExportError(f"paddle.jit.save did not write {os.path.join(save_dir, name)} "
+                              f"(is FLAGS_enable_pir_api switched off?)")
+    info = DeployInfo(model_name=model_name, size_multiple=multiple, min_size=min_size, in_channels=channels,
+                      input_shape=spec_shape, rounding=rounding, tile=int(tile or 0), tile_overlap=int(tile_overlap),
+                      source=dict(source or {}))
+    write_deploy_info(info, save_dir)
+    return info
+
+
+# ------------------------------------------------------------------------------------------ checks
+def check_input_shapes(info: DeployInfo) -> list[list[int]]:
+    """Shapes to verify a converted program with: the fixed shape, or two different non-square sizes."""
+    fixed = info.fixed_shape
+    if fixed:
+        return [fixed]
+    m = info.size_multiple
+    base = max(info.min_size, 2 * m, 32)
+    base = int(math.ceil(base / m)) * m
+    return [[1, info.in_channels, base, base + 2 * m], [1, info.in_channels, base + m, base]]
+
+
+def max_rel_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| relative to the reference's magnitude (at least 1): outputs of random weights can be huge."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return float("inf")
+    return float(np.abs(a - b).max() / max(1.0, float(np.abs(b).max())))
+
+
+def run_paddle2onnx(model_dir: str, save_file: str, opset_version: int = 13, model_filename: str = MODEL_FILENAME,
+                    params_filename: str = PARAMS_FILENAME, optimize_tool: str = "onnxoptimizer",
+                    timeout: int = 1800, in_process: bool = False) -> None:
+    """paddle2onnx with one-line errors. It runs in a child process by default, because it aborts the whole
+    process on some failures; `in_process` saves the child's start-up (about 2 s) where that risk is acceptable."""
+    for name in (model_filename, params_filename):
+        if not os.path.isfile(os.path.join(model_dir, name)):
+            raise ExportError(f"{os.path.join(model_dir, name)}: no such file; export the model first "
+                              f"(tools/export_model.py)")
+    if os.path.exists(save_file):
+        os.remove(save_file)
+    if in_process:
+        import paddle2onnx
+
+        try:
+            paddle2onnx.export(os.path.join(model_dir, model_filename), os.path.join(model_dir, params_filename),
+                               save_file=save_file, opset_version=opset_version, enable_onnx_checker=True,
+                               optimize_tool=optimize_tool)
+        except Exception as e:  # noqa: BLE001
+            why = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+            raise ExportError(f"paddle2onnx failed on {model_dir}: {why[:300]}") from None
+        if not os.path.isfile(save_file):
+            raise ExportError(f"paddle2onnx failed on {model_dir}: it wrote no {save_file}")
+        return
+    args = ["--model_dir", model_dir, "--model_filename", model_filename, "--params_filename", params_filename,
+            "--save_file", save_file, "--opset_version", str(opset_version), "--enable_onnx_checker", "True",
+            "--optimize_tool", optimize_tool]
+    code = "import sys; from paddle2onnx.command import main; sys.argv = ['paddle2onnx'] + sys.argv[1:]; main()"
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ExportError(f"paddle2onnx did not finish within {timeout} s") from None
+    if proc.returncode != 0 or not os.path.isfile(save_file) or os.path.getsize(save_file) == 0:
+        lines = [ln.strip() for ln in (proc.stderr + "\n" + proc.stdout).splitlines() if ln.strip()]
+        errors = [ln for ln in lines if "error" in ln.lower() and "ccache" not in ln]
+        why = (errors or lines or ["no output"])[-1]
+        status = f"exit code {proc.returncode}" if proc.returncode >= 0 else f"killed by signal {-proc.returncode}"
+        raise ExportError(f"paddle2onnx failed on {model_dir} ({status}): {why[:300]}")
+
+
+def check_onnx_dynamic(onnx_path: str, info: DeployInfo) -> None:
+    """The ONNX input must be named like the Paddle input and keep H and W dynamic unless exported fixed."""
+    import onnx
+
+    model = onnx.load(onnx_path, load_external_data=False)
+    inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+    if len(inputs) != 1 or inputs[0].name != info.input_name:
+        raise ExportError(f"{onnx_path}: expected one input named {info.input_name!r}, got "
+                          f"{[i.name for i in inputs]}")
+    dims = inputs[0].type.tensor_type.shape.dim
+    if not info.fixed_shape and any(d.HasField("dim_value") for d in list(dims)[2:]):
+        raise ExportError(f"{onnx_path}: H and W are fixed in the ONNX model although the program is dynamic")
+
+
+def load_paddle_program(model_dir: str, model_filename: str | None = None, params_filename: str | None = None,
+                        info: DeployInfo | None = None):
+    """A Paddle Inference predictor (oneDNN off) on the export; ExportError when the files do not load.
+
+    Run before paddle2onnx too: paddle2onnx 2.1.0 converts a truncated .pdiparams without complaint."""
+    from .infer.backends import BackendError, PaddleInferenceBackend
+
+    info = info or read_deploy_info(model_dir)
+    try:
+        return PaddleInferenceBackend(
+            model_dir, info, enable_mkldnn=False,
+            model_file=os.path.join(model_dir, model_filename) if model_filename else None,
+            params_file=os.path.join(model_dir, params_filename) if params_filename else None)
+    except BackendError as e:
+        raise ExportError(f"{e}; is the export complete and uncorrupted? Re-export with tools/export_model.py") \
+            from None
+
+
+def verify_onnx(model_dir: str, onnx_path: str, tolerance: float = 1e-3, seed: int = 0,
+                model_filename: str | None = None, params_filename: str | None = None) -> float:
+    """Run the Paddle program (Paddle Inference, oneDNN off: bit-exact to dygraph) and the ONNX model on
+    random inputs; ExportError when they disagree. Returns the largest relative difference.
+
+    The default tolerance is loose enough for honest float32 reordering in deep networks with untrained weights
+    (full-size MIRNet, Paddle's default init: 3.8e-4 of the output range; trained or PyTorch-initialised
+    tiny networks: ~2e-7) and tight enough for real conversion faults (a wrong LeakyReLU slope, a dropped
+    weight: > 1e-2)."""
+    from .infer.backends import BackendError, OnnxRuntimeBackend
+
+    info = read_deploy_info(model_dir)
+    check_onnx_dynamic(onnx_path, info)
+    paddle_backend = load_paddle_program(model_dir, model_filename, params_filename, info)
+    try:
+        ort_backend = OnnxRuntimeBackend(onnx_path, info, check_precision=False)
+    except BackendError as e:
+        raise ExportError(str(e)) from None
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for shape in check_input_shapes(info):
+        x = rng.random(shape, dtype=np.float32)
+        ref, got = paddle_backend.run(x), ort_backend.run(x)
+        diff = max_rel_diff(got, ref)
+        worst = max(worst, diff)
+        if not diff <= tolerance:
+            raise ExportError(f"{onnx_path} disagrees with the Paddle program on a random {'x'.join(map(str, shape))} "
+                              f"input: max |diff| = {diff:.3g} relative to the output range (allowed {tolerance:g})")
+    return worst
+
+
+def model_source(config_path: str | None, overrides: Sequence[str] = (), weights: str | None = None,
+                 model_section: dict | None = None) -> dict:
+    """Where an export came from, recorded in inference.yml for people (runners do not read it)."""
+    out: dict[str, Any] = {}
+    if config_path:
+        out["config"] = str(config_path)
+    if overrides:
+        out["overrides"] = list(overrides)
+    if weights:
+        out["weights"] = os.path.basename(str(weights))
+    if model_section:
+        out["arguments"] = {k: v for k, v in model_section.items()}
+    try:
+        import paddle
+
+        out["paddle"] = paddle.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    out["date"] = datetime.date.today().isoformat()
+    return out

@@ -1,0 +1,15 @@
+"""HTTP serving of an exported ppir network: FastAPI + uvicorn over the Paddle Inference or ONNX Runtime runner.
+
+Paddle Serving's C++ server cannot be installed on current Python (it downloads a prebuilt binary at run time,
+and that binary's Paddle cannot read PIR programs), so ppir serves the way PaddleX's basic serving does:
+
+* ``requests``  parsing and validation of the two request formats (PaddleX envelope, Paddle Serving pipeline),
+                base64, image headers checked before decoding (too many pixels -> 413 without decoding);
+* ``pool``      a fixed pool of predictor threads, each owning one backend, behind a bounded queue (full -> 503);
+* ``stats``     request counters and latency percentiles for ``GET /metrics``;
+* ``app``       the FastAPI application factory (``create_app``);
+* ``server``    the command line (``deploy/serving/server.py``);
+* ``client``    a standard-library client (``deploy/serving/client.py``, ``benchmarks/bench_serving.py``).
+
+Only ``app`` and ``server`` need fastapi/uvicorn; the rest is standard library + numpy/OpenCV.
+"""

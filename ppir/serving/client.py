@@ -1,0 +1,157 @@
+"""A client for the ppir server, standard library only (urllib): `deploy/serving/client.py` and the benchmark.
+
+    from ppir.serving.client import restore_bytes
+    png = restore_bytes("http://127.0.0.1:8080", open("noisy.png", "rb").read())
+
+This module imports nothing from ppir (nor numpy, nor paddle), so `deploy/serving/client.py` loads it by path and
+runs on a machine with a bare Python.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+FORMATS = ("paddlex", "pipeline")
+
+
+class ServingError(Exception):
+    """The server refused a request or could not be reached (the command line prints it as one line)."""
+
+    exit_code = 2
+
+
+def post_raw(url: str, body: bytes, timeout: float = 60.0,
+             content_type: str = "application/json") -> tuple[int, dict, bytes]:
+    """POST `body`; (status, headers with lower-case names, response body) for any HTTP status. URLError when
+    nothing answers."""
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
+    except urllib.error.HTTPError as e:
+        with e:
+            return e.code, {k.lower(): v for k, v in (e.headers or {}).items()}, e.read()
+
+
+def post_json(url: str, payload, timeout: float = 60.0) -> tuple[int, dict, dict]:
+    status, headers, body = post_raw(url, json.dumps(payload).encode(), timeout)
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = {"raw": body[:200].decode("utf-8", "replace")}
+    return status, headers, data
+
+
+def get_json(url: str, timeout: float = 10.0) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        with e:
+            return e.code, json.loads(e.read() or b"{}")
+
+
+def endpoint(url: str, fmt: str = "paddlex", service: str = "image_restoration") -> str:
+    """The request URL for a server base URL (a full endpoint URL is kept as given)."""
+    base = url.rstrip("/")
+    path = urllib.parse.urlparse(base).path
+    if path.endswith("/image-restoration") or path.endswith("/prediction"):
+        return base
+    return f"{base}/image-restoration" if fmt == "paddlex" else f"{base}/{service}/prediction"
+
+
+def make_payload(image_bytes: bytes, fmt: str = "paddlex") -> dict:
+    b64 = base64.b64encode(image_bytes).decode("ascii")
+    return {"image": b64} if fmt == "paddlex" else {"key": ["image"], "value": [b64]}
+
+
+def restore_bytes(url: str, image_bytes: bytes, fmt: str = "paddlex", service: str = "image_restoration",
+                  timeout: float = 120.0, retries: int = 3) -> bytes:
+    """Send an encoded image, return the restored PNG's bytes; ServingError (one line) on any failure.
+    A 503 (busy) is retried `retries` times after the server's Retry-After hint."""
+    target = endpoint(url, fmt, service)
+    for attempt in range(retries + 1):
+        try:
+            status, headers, data = post_json(target, make_payload(image_bytes, fmt), timeout)
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+            reason = getattr(e, "reason", None) or e
+            raise ServingError(f"{target}: cannot reach the server ({reason})") from None
+        if status == 503 and attempt < retries:
+            time.sleep(min(30.0, float(headers.get("retry-after", "1") or 1)))
+            continue
+        break
+    if fmt == "paddlex":
+        ok = status == 200 and data.get("errorCode") == 0
+        message = data.get("errorMsg") or data.get("raw") or ""
+        b64 = (data.get("result") or {}).get("image") if ok else None
+    else:
+        ok = status == 200 and data.get("err_no") == 0
+        message = data.get("err_msg") or data.get("raw") or ""
+        values = data.get("value") or []
+        b64 = values[0] if ok and values else None
+    if not ok or not isinstance(b64, str):
+        raise ServingError(f"{target}: HTTP {status}: {message or 'no image in the answer'}")
+    return base64.b64decode(b64)
+
+
+# ------------------------------------------------------------------------------------------- command line
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog, description="Send an image to a ppir server and save the restored PNG.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Examples:\n"
+               "  python deploy/serving/client.py --url http://127.0.0.1:8080 --image noisy.png --output clean.png\n"
+               "  python deploy/serving/client.py --url http://127.0.0.1:8080 --format pipeline --image in.jpg "
+               "--output out.png      # Paddle Serving request format")
+    p.add_argument("--url", default="http://127.0.0.1:8080",
+                   help="server address (default: %(default)s), or a full endpoint URL")
+    p.add_argument("--image", required=True, help="image file to restore (PNG, JPEG, BMP, TIFF, WebP)")
+    p.add_argument("--output", required=True, help="where to write the restored image (PNG bytes)")
+    p.add_argument("--format", choices=FORMATS, default="paddlex",
+                   help="paddlex: POST /image-restoration (default); pipeline: Paddle Serving's "
+                        "POST /<service>/prediction")
+    p.add_argument("--service", default="image_restoration",
+                   help="service name in /<service>/prediction for --format pipeline (default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer (default: %(default)s)")
+    return p
+
+
+def main(argv=None, prog: str | None = None) -> int:
+    """The command line; ServingError -> 'error: ...' on stderr, exit code 2."""
+    args = build_parser(prog).parse_args(argv)
+    try:
+        return _main(args)
+    except ServingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+def _main(args) -> int:
+    if not os.path.isfile(args.image):
+        raise ServingError(f"{args.image}: no such image file")
+    try:
+        with open(args.image, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ServingError(f"{args.image}: cannot read: {e.strerror or e}") from None
+    t0 = time.perf_counter()
+    png = restore_bytes(args.url, data, args.format, args.service, args.timeout)
+    elapsed = time.perf_counter() - t0
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+        tmp = args.output + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(png)
+        os.replace(tmp, args.output)
+    except OSError as e:
+        raise ServingError(f"{args.output}: cannot write: {e.strerror or e}") from None
+    print(f"restored {args.image} -> {args.output} ({len(png)} bytes, {elapsed * 1000:.0f} ms)", file=sys.stderr)
+    return 0

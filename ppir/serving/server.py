@@ -1,0 +1,186 @@
+"""`python deploy/serving/server.py --model_dir DIR`: serve an exported network over HTTP (FastAPI + uvicorn).
+
+Start-up builds `--workers` predictors (one per thread, each with `--cpu-threads` threads) and runs each once
+(`--warmup`), binds the socket and prints one line ``ppir serving: listening on http://HOST:PORT`` (stderr) when
+requests can be sent; with ``--port 0`` the system picks a free port and that line tells which. Then one log line
+per request. SIGINT/SIGTERM stop it cleanly. A bad model folder, option or busy port is one ``error:`` line and
+exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+
+from ..errors import ConfigError
+
+DEFAULT_MAX_PIXELS = 4096 * 4096
+BACKENDS = ("paddle", "onnxruntime")
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Serve an exported ppir network over HTTP: POST /image-restoration (PaddleX envelope, "
+                    "base64 image in and out), POST /<name>/prediction (Paddle Serving pipeline format), "
+                    "GET /health, GET /metrics. FastAPI + uvicorn over Paddle Inference or ONNX Runtime.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Examples:\n"
+               "  python deploy/serving/server.py --model_dir inference/hinet\n"
+               "  python deploy/serving/server.py --model_dir inference/hinet --backend onnxruntime --workers 2 "
+               "--port 9000\n"
+               "  python deploy/serving/client.py --url http://127.0.0.1:8080 --image noisy.png --output clean.png\n\n"
+               "Concurrency: --workers predictors run requests in parallel (threads of this one process, each "
+               "predictor with --cpu-threads threads); at most --queue-size more wait; anything beyond gets "
+               "503 with a Retry-After header at once. See deploy/serving/README.md.")
+    add = p.add_argument
+    add("--model_dir", "--model-dir", dest="model_dir", required=True,
+        help="export folder from tools/export_model.py (inference.yml, inference.json/.pdiparams; model.onnx "
+             "from tools/export_onnx.py for --backend onnxruntime)")
+    add("--backend", choices=BACKENDS, default="paddle",
+        help="paddle: Paddle Inference (default); onnxruntime: ONNX Runtime on <model_dir>/model.onnx")
+    add("--model_file", "--model-file", dest="model_file", default=None,
+        help="run this program instead of the default one (e.g. an int8 .onnx from tools/quant_report.py)")
+    add("--host", default="127.0.0.1",
+        help="address to listen on (default: %(default)s, this machine only; 0.0.0.0 for every interface)")
+    add("--port", type=int, default=8080, help="TCP port (default: %(default)s; 0: any free port, printed)")
+    add("--workers", type=int, default=1,
+        help="predictors, i.e. requests restored in parallel (threads, default: %(default)s)")
+    add("--queue-size", "--queue_size", dest="queue_size", type=int, default=None,
+        help="requests allowed to wait for a predictor; more get 503 (default: 2 x workers)")
+    add("--queue-timeout", "--queue_timeout", dest="queue_timeout", type=float, default=30.0,
+        help="seconds a request may wait for a predictor before it gets 503 (default: %(default)s)")
+    add("--max-pixels", "--max_pixels", dest="max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
+        help="largest image accepted, in pixels (H x W); larger ones get 413 (default: %(default)s = 4096^2)")
+    add("--max-body-mb", "--max_body_mb", dest="max_body_mb", type=float, default=None,
+        help="largest request body in MB; larger ones get 413 (default: enough for an uncompressed image of "
+             "--max-pixels)")
+    add("--cpu-threads", "--cpu_threads", dest="cpu_threads", type=int, default=None,
+        help="CPU threads of each predictor (default: cores / workers, at least 1)")
+    add("--enable-mkldnn", "--enable_mkldnn", dest="enable_mkldnn", action="store_true",
+        help="Paddle Inference: use oneDNN (faster on CPU)")
+    add("--use-gpu", "--use_gpu", dest="use_gpu", action="store_true", help="run on the GPU (CUDA builds)")
+    add("--tile", type=int, default=None,
+        help="restore in tiles of this size (memory then grows with the tile, not the image; default from "
+             "inference.yml, 0: whole images)")
+    add("--tile-overlap", "--tile_overlap", dest="tile_overlap", type=int, default=None,
+        help="tile overlap in pixels (default from inference.yml)")
+    add("--warmup", type=int, default=1,
+        help="run each predictor this many times on a small input before serving (default: %(default)s)")
+    add("--max-connections", "--max_connections", dest="max_connections", type=int, default=256,
+        help="open connections beyond which uvicorn itself answers 503 (default: %(default)s)")
+    add("--log-level", "--log_level", dest="log_level", default="info",
+        choices=("debug", "info", "warning", "error"), help="(default: %(default)s)")
+    return p
+
+
+def make_restorer(args, info, threads: int):
+    """One backend + Restorer for a predictor thread."""
+    import numpy as np
+
+    from ..export import ONNX_FILENAME
+    from ..infer.backends import BackendError, OnnxRuntimeBackend, PaddleInferenceBackend
+    from ..infer.pipeline import padded_size
+    from ..infer.runner import Restorer
+
+    if args.backend == "paddle":
+        backend = PaddleInferenceBackend(args.model_dir, info, use_gpu=args.use_gpu, enable_mkldnn=args.enable_mkldnn,
+                                         cpu_threads=threads, model_file=args.model_file)
+    else:
+        backend = OnnxRuntimeBackend(args.model_file or os.path.join(args.model_dir, ONNX_FILENAME), info,
+                                     use_gpu=args.use_gpu, cpu_threads=threads)
+    restorer = Restorer(backend, info, args.tile, args.tile_overlap)
+    if args.warmup > 0:
+        m = padded_size(32, info.size_multiple, info.min_size)
+        x = np.zeros(info.fixed_shape or [1, info.in_channels, m, m], np.float32)
+        try:
+            for _ in range(args.warmup):
+                backend.run(x)
+        except Exception as e:  # noqa: BLE001 - a model that cannot run is the user's to fix, in one line
+            msg = (str(e).strip().splitlines() or [""])[0][:300]
+            raise BackendError(f"{args.model_dir}: the warm-up run on a {'x'.join(map(str, x.shape))} input failed "
+                               f"({type(e).__name__}: {msg}); check the export, or pass --warmup 0 to serve "
+                               f"anyway") from None
+    return restorer
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def main(argv=None, prog: str | None = None) -> int:
+    args = build_parser(prog).parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)  # own handlers: paddle configures the root logger on import
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("ppir.serving", "uvicorn"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+        logger.setLevel(getattr(logging, args.log_level.upper()))
+    log = logging.getLogger("ppir.serving")
+    for name, low in (("workers", 1), ("max_pixels", 1), ("max_connections", 1)):
+        if getattr(args, name) < low:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(args, name)}")
+    if args.queue_size is not None and args.queue_size < 0:
+        raise ConfigError(f"--queue-size must be at least 0, got {args.queue_size}")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be in 0..65535, got {args.port}")
+    if args.cpu_threads is not None and args.cpu_threads < 1:
+        raise ConfigError(f"--cpu-threads must be at least 1, got {args.cpu_threads}")
+    if args.max_body_mb is not None and args.max_body_mb <= 0:
+        raise ConfigError(f"--max-body-mb must be positive, got {args.max_body_mb}")
+    if not os.path.isdir(args.model_dir):
+        raise ConfigError(f"--model_dir {args.model_dir}: no such folder")
+    # OpenCV's own decoder limit, for formats whose size is not read from the header first
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(max(args.max_pixels, 1 << 20)))
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError as e:
+        raise ConfigError(f"serving needs fastapi and uvicorn ({e}); pip install -r requirements.txt") from None
+
+    from ..export import read_deploy_info
+    from .app import ServingConfig, create_app
+    from .pool import PredictorPool
+    from .stats import ServingStats
+
+    info = read_deploy_info(args.model_dir)
+    threads = args.cpu_threads or max(1, (os.cpu_count() or 1) // args.workers)
+    queue_size = 2 * args.workers if args.queue_size is None else args.queue_size
+    stats = ServingStats()
+    pool = PredictorPool(lambda i: make_restorer(args, info, threads), args.workers, queue_size,
+                         args.queue_timeout, on_done=stats.record_job)
+    pool.start()  # BackendError (missing model.onnx, bad program) -> one line, exit 2
+    sock = None
+    try:
+        config = ServingConfig(max_pixels=args.max_pixels,
+                               max_body_bytes=int(args.max_body_mb * (1 << 20)) if args.max_body_mb else 0,
+                               model_name=info.model_name, backend_name=pool.backends[0].backend.name)
+        app = create_app(pool, config, stats)
+        sock = _bind(args.host, args.port)
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        uv_config = uvicorn.Config(app, log_level=args.log_level, access_log=False, log_config=None,
+                                   limit_concurrency=args.max_connections, timeout_keep_alive=5)
+        server = uvicorn.Server(uv_config)
+        log.info("%s on %s, %d predictor(s) x %d thread(s), queue %d, max %d pixels",
+                 info.model_name, config.backend_name, args.workers, threads, queue_size, args.max_pixels)
+        print(f"ppir serving: listening on http://{shown}:{port} (pid {os.getpid()})", file=sys.stderr, flush=True)
+        server.run(sockets=[sock])
+    finally:
+        pool.close(timeout=5)
+        if sock is not None:
+            sock.close()
+    return 0
