@@ -34,20 +34,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def list_inputs(path):
-    from ppir.data.image_io import is_image_file
-    from ppir.errors import ImageError
-
-    if os.path.isdir(path):
-        files = sorted(os.path.join(path, n) for n in os.listdir(path) if is_image_file(n))
-        if not files:
-            raise ImageError(f"{path}: no image files in this folder")
-        return files
-    if not os.path.exists(path):
-        raise ImageError(f"{path}: no such file or folder")
-    return [path]
-
-
 def main(argv=None):
     args = parse_args(argv)
     from tqdm import tqdm
@@ -56,8 +42,9 @@ def main(argv=None):
     from ppir.data.image_io import read_image, write_image
     from ppir.errors import ConfigError, ImageError
     from ppir.infer.dygraph import DygraphRestorer
+    from ppir.infer.runner import list_images
 
-    files = list_inputs(args.input)
+    files = list_images(args.input)
     model = ppir.build_model(args.config, flat_overrides(args))
     ppir.load_weights(model, args.weights)
     try:

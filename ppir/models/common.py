@@ -12,10 +12,14 @@ Everything here is written so that one exported program runs on every backend pp
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
+
+from ..errors import ConfigError
 
 # bilinear x2 (align_corners=False) as a transposed convolution: each output pixel mixes its two nearest
 # input pixels with weights 3/4 and 1/4, which is this separable kernel at stride 2.
@@ -97,6 +101,15 @@ def antialias_down2(x):
     """Blur-then-subsample x0.5 (MIRNet's Downsample): reflect-pad 1, depthwise binomial 3x3 at stride 2."""
     padded = F.pad(x, [1, 1, 1, 1], mode="reflect")
     return F.conv2d(padded, _depthwise_kernel(x, BINOMIAL_3x3), stride=2, groups=x.shape[1])
+
+
+def check_int(owner: str, name: str, value, minimum: int) -> int:
+    """A constructor argument that must be an integer >= minimum (booleans refused), else a ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{owner}: {name} must be >= {minimum}, got {value}")
+    return int(value)
 
 
 def check_input(x, name: str, channels: int, multiple: int, min_size: int) -> None:

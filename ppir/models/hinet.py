@@ -16,7 +16,7 @@ import paddle.nn.functional as F
 
 from ..errors import ConfigError
 from ..registry import MODELS
-from .common import check_input, conv2d, leaky_relu
+from .common import check_input, check_int, conv2d, leaky_relu
 
 # Upstream's SAM hard-codes a 3-channel image (conv2: C -> 3, conv3: 3 -> C).
 _SAM_IMAGE_CHANNELS = 3
@@ -98,12 +98,8 @@ class UNetUpBlock(nn.Layer):
         return self.conv_block(paddle.concat([self.up(x), bridge], axis=1))
 
 
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ConfigError(f"HINet: {name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ConfigError(f"HINet: {name} must be >= {minimum}, got {value}")
-    return int(value)
+def _check_int(name, value, minimum):
+    return check_int("HINet", name, value, minimum)
 
 
 @MODELS.register

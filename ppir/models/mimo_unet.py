@@ -34,7 +34,7 @@ import paddle.nn as nn
 
 from ..errors import ConfigError
 from ..registry import MODELS
-from .common import check_input, conv2d, resample2
+from .common import check_input, check_int, conv2d, resample2
 
 RESIZE_MODES = ("nearest", "bilinear")
 
@@ -128,10 +128,7 @@ class AFF(nn.Layer):
 
 
 def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return check_int("MIMO-UNet", name, value, minimum)
 
 
 @MODELS.register

@@ -27,8 +27,6 @@ Export notes: the anti-aliasing filter (a fixed [1,2,1] x [1,2,1] / 16 binomial,
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import paddle
 import paddle.nn as nn
@@ -36,7 +34,7 @@ import paddle.nn.functional as F
 
 from ..errors import ConfigError
 from ..registry import MODELS
-from .common import BINOMIAL_3x3, antialias_down2, check_input, conv2d, up_bilinear2
+from .common import BINOMIAL_3x3, antialias_down2, check_input, check_int, conv2d, up_bilinear2
 
 
 def expected_blur_filter(shape) -> np.ndarray:
@@ -317,11 +315,7 @@ class RRG(nn.Layer):
 
 
 def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ConfigError(f"MIRNet: {name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ConfigError(f"MIRNet: {name} must be >= {minimum}, got {value}")
-    return int(value)
+    return check_int("MIRNet", name, value, minimum)
 
 
 @MODELS.register
