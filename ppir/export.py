@@ -312,8 +312,8 @@ def check_onnx_dynamic(onnx_path: str, info: DeployInfo) -> None:
 
 
 def load_paddle_program(model_dir: str, model_filename: str | None = None, params_filename: str | None = None,
-                        info: DeployInfo | None = None):
-    """A Paddle Inference predictor (oneDNN off) on the export; ExportError when the files do not load.
+                        info: DeployInfo | None = None, enable_mkldnn: bool = False):
+    """A Paddle Inference predictor (oneDNN off unless asked) on the export; ExportError when it does not load.
 
     Run before paddle2onnx too: paddle2onnx 2.1.0 converts a truncated .pdiparams without complaint."""
     from .infer.backends import BackendError, PaddleInferenceBackend
@@ -321,7 +321,7 @@ def load_paddle_program(model_dir: str, model_filename: str | None = None, param
     info = info or read_deploy_info(model_dir)
     try:
         return PaddleInferenceBackend(
-            model_dir, info, enable_mkldnn=False,
+            model_dir, info, enable_mkldnn=enable_mkldnn,
             model_file=os.path.join(model_dir, model_filename) if model_filename else None,
             params_file=os.path.join(model_dir, params_filename) if params_filename else None)
     except BackendError as e:
@@ -329,15 +329,21 @@ def load_paddle_program(model_dir: str, model_filename: str | None = None, param
             from None
 
 
-def verify_onnx(model_dir: str, onnx_path: str, tolerance: float = 1e-3, seed: int = 0,
+NOISE_FACTOR = 10  # how far beyond the float32 noise floor of the program itself ONNX Runtime may stray
+
+
+def verify_onnx(model_dir: str, onnx_path: str, tolerance: float = 1e-4, seed: int = 0,
                 model_filename: str | None = None, params_filename: str | None = None) -> float:
     """Run the Paddle program (Paddle Inference, oneDNN off: bit-exact to dygraph) and the ONNX model on
-    random inputs; ExportError when they disagree. Returns the largest relative difference.
+    random inputs; ExportError when they disagree. Returns the largest relative difference
+    (max |onnx - paddle| / max(1, max |paddle|)).
 
-    The default tolerance is loose enough for honest float32 reordering in deep networks with untrained weights
-    (full-size MIRNet, Paddle's default init: 3.8e-4 of the output range; trained or PyTorch-initialised
-    tiny networks: ~2e-7) and tight enough for real conversion faults (a wrong LeakyReLU slope, a dropped
-    weight: > 1e-2)."""
+    Differences up to `tolerance` always pass (trained or PyTorch-initialised networks: ~1e-7 to 1e-5). Beyond
+    it, the program's own float32 noise floor decides: two correct Paddle backends (oneDNN on and off) are
+    compared on the same input, and ONNX Runtime may differ by up to NOISE_FACTOR times that. Networks whose
+    activations explode reach 3e-3 honestly (full-size MIRNet with Paddle's default init: outputs ~1e11, and
+    oneDNN disagrees by as much), while conversion faults (a wrong LeakyReLU slope, a scaled weight) stay
+    far above the floor."""
     from .infer.backends import BackendError, OnnxRuntimeBackend
 
     info = read_deploy_info(model_dir)
@@ -348,15 +354,22 @@ def verify_onnx(model_dir: str, onnx_path: str, tolerance: float = 1e-3, seed: i
     except BackendError as e:
         raise ExportError(str(e)) from None
     rng = np.random.default_rng(seed)
-    worst = 0.0
+    worst, onednn = 0.0, None
     for shape in check_input_shapes(info):
         x = rng.random(shape, dtype=np.float32)
         ref, got = paddle_backend.run(x), ort_backend.run(x)
         diff = max_rel_diff(got, ref)
         worst = max(worst, diff)
-        if not diff <= tolerance:
+        if diff <= tolerance:
+            continue
+        if onednn is None:
+            onednn = load_paddle_program(model_dir, model_filename, params_filename, info, enable_mkldnn=True)
+        floor = max_rel_diff(onednn.run(x), ref)
+        allowed = max(tolerance, NOISE_FACTOR * floor)
+        if not diff <= allowed:
             raise ExportError(f"{onnx_path} disagrees with the Paddle program on a random {'x'.join(map(str, shape))} "
-                              f"input: max |diff| = {diff:.3g} relative to the output range (allowed {tolerance:g})")
+                              f"input: max |diff| = {diff:.3g} of the output range, allowed {allowed:.3g} (tolerance "
+                              f"{tolerance:g}; Paddle oneDNN on vs off differ by {floor:.3g})")
     return worst
 
 

@@ -36,8 +36,10 @@ def parse_args(argv=None):
     p.add_argument("--check", type=str2bool, default=True, metavar="BOOL",
                    help="compare the ONNX model with the Paddle program on random inputs (default: True)")
     p.add_argument("--check_only", action="store_true", help="only check an existing ONNX file, do not convert")
-    p.add_argument("--tolerance", type=float, default=1e-3,
-                   help="largest allowed |onnx - paddle| relative to the output range (default: %(default)s)")
+    p.add_argument("--tolerance", type=float, default=1e-4,
+                   help="|onnx - paddle| relative to the output range that always passes (default: %(default)s); "
+                        "beyond it, up to 10x the difference between Paddle's own oneDNN and plain kernels passes "
+                        "(deep networks with untrained weights are that ill-conditioned)")
     return p.parse_args(argv)
 
 
@@ -66,7 +68,7 @@ def main(argv=None):
                 raise ExportError(f"{e} (kept as {save_file}.rejected)") from None
             raise
         print(f"check: ONNX Runtime vs Paddle Inference on random inputs: max relative diff {diff:.2e} "
-              f"(allowed {args.tolerance:g})")
+              f"(tolerance {args.tolerance:g})")
     return 0
 
 
