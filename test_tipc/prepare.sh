@@ -59,7 +59,7 @@ case ${MODE} in
     whole_train_whole_infer)
         make_pairs "${data_dir}/infer" 8 "${whole_size}" 2
         echo "whole_train_whole_infer trains the paper recipe; it needs the real dataset at the paths of the"
-        echo "config named on line 16 of ${FILENAME} (see docs/datasets.md): SIDD for mirnet/hinet, GoPro for mimo_unet."
+        echo "config named on line 16 of ${FILENAME} (layouts: README.md, section 3.2): SIDD for mirnet/hinet, GoPro for mimo_unet."
         ;;
     serving_infer|paddle2onnx_infer|ptq_infer)
         make_pairs "${data_dir}/infer" 2 "${lite_size}" 2

@@ -74,8 +74,8 @@ def test_base_inheritance(tmp_path):
 def test_every_shipped_config_is_valid():
     import glob
 
-    paths = sorted(glob.glob(os.path.join(REPO, "configs", "*.yml")))
-    assert len(paths) >= 7
+    paths = sorted(glob.glob(os.path.join(REPO, "configs", "*.yml")) + glob.glob(os.path.join(REPO, "configs", "demo", "*.yml")))
+    assert len(paths) >= 10
     for p in paths:
         cfg = load_config(p)
         assert cfg["model"]["type"] in ppir.MODELS
