@@ -191,7 +191,10 @@ class SpatialAttention(nn.Layer):
         self.spatial = BasicConv(2, 1, kernel_size)
 
     def forward(self, x):
-        pooled = paddle.concat([paddle.max(x, axis=1, keepdim=True), paddle.mean(x, axis=1, keepdim=True)], axis=1)
+        # The channel mean as sum / C: oneDNN's reduce_mean refuses a mean over axis 1 ("ReduceMeanCheckIfOneDNN
+        # Support" on stdout) and Paddle Inference falls back to the plain kernel there; sum runs in oneDNN.
+        mean = paddle.sum(x, axis=1, keepdim=True) * (1.0 / x.shape[1])
+        pooled = paddle.concat([paddle.max(x, axis=1, keepdim=True), mean], axis=1)
         return x * F.sigmoid(self.spatial(pooled))
 
 
