@@ -11,8 +11,9 @@ Networks and shapes are those of the seed deploy docs: HINet and MIRNet at 1x3x2
 oneDNN on and off, ONNX Runtime fp32 and int8 (static QDQ quantization, MinMax, per channel, with two random 64x64
 calibration inputs: the calibrator holds every activation in memory; when onnxruntime.quantization works).
 Each is run `--warmup` times untimed, then the median of `--repeat` runs is reported.
-MACs are counted with forward hooks on every Conv2D/Conv2DTranspose/Linear (the fixed resampling kernels built in
-forward are not layers and are left out; they are a tiny share). GFLOP/s = 2 x MACs / latency; the peak is the best
+MACs are counted by ppir.profiling (forward hooks on every Conv2D/Conv2DTranspose/Linear, at an exact proxy size;
+the fixed resampling kernels built in forward are not layers and are left out; they are a tiny share; the same
+numbers as tools/model_info.py). GFLOP/s = 2 x MACs / latency; the peak is the best
 of a large float32 matmul in numpy, ONNX Runtime and Paddle, measured at the start and the end of the same run
 with the same thread count.
 Not part of the test suite.
@@ -103,40 +104,6 @@ def measure_peak(threads: int) -> dict:
     return results
 
 
-def count_macs(model, x) -> int:
-    """Multiply-accumulates of one forward pass, from hooks on the conv/linear layers."""
-    import numpy as np
-    import paddle
-    import paddle.nn as nn
-
-    total = [0]
-
-    def conv_hook(layer, inputs, output):
-        w = layer.weight.shape  # [out, in/groups, kh, kw]
-        total[0] += int(np.prod(output.shape)) * w[1] * w[2] * w[3]
-
-    def convt_hook(layer, inputs, output):
-        w = layer.weight.shape  # [in, out/groups, kh, kw]
-        total[0] += int(np.prod(inputs[0].shape)) * w[1] * w[2] * w[3]
-
-    def linear_hook(layer, inputs, output):
-        total[0] += int(np.prod(output.shape)) * layer.weight.shape[0]
-
-    handles = []
-    for layer in model.sublayers():
-        if isinstance(layer, nn.Conv2DTranspose):
-            handles.append(layer.register_forward_post_hook(convt_hook))
-        elif isinstance(layer, nn.Conv2D):
-            handles.append(layer.register_forward_post_hook(conv_hook))
-        elif isinstance(layer, nn.Linear):
-            handles.append(layer.register_forward_post_hook(linear_hook))
-    with paddle.no_grad():
-        model(paddle.to_tensor(x))
-    for h in handles:
-        h.remove()
-    return total[0]
-
-
 def quantize_int8(fp32_path: str, int8_path: str, shape, samples: int = 2) -> None:
     import numpy as np
     import onnxruntime as ort
@@ -164,6 +131,7 @@ def bench_config(config, shape, args, backends, work_dir):
     import ppir
     from ppir.export import export_model, max_rel_diff, run_paddle2onnx
     from ppir.infer.backends import DygraphBackend, OnnxRuntimeBackend, PaddleInferenceBackend
+    from ppir.profiling import auto_proxy, count_macs
 
     paddle.seed(0)
     name = os.path.splitext(os.path.basename(config))[0]
@@ -173,9 +141,10 @@ def bench_config(config, shape, args, backends, work_dir):
     model.eval()
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
     t0 = time.perf_counter()
-    macs = count_macs(model, x)  # doubles as dygraph's first (warm-up) run
+    proxy = auto_proxy(model, shape)
+    macs = count_macs(model, shape, proxy)  # exact: counted at (H/proxy, W/proxy), see ppir/profiling.py
     print(f"# {name}: {ppir.count_parameters(model) / 1e6:.2f} M parameters, {macs / 1e9:.1f} GMACs at "
-          f"{'x'.join(map(str, shape))} (first dygraph run {time.perf_counter() - t0:.1f} s)", flush=True)
+          f"{'x'.join(map(str, shape))} (counted at 1/{proxy} size in {time.perf_counter() - t0:.1f} s)", flush=True)
     rows, ref = [], None
     out_dir = os.path.join(work_dir, name)
 
