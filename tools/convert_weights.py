@@ -42,8 +42,11 @@ def main(argv=None):
     report = ppir.load_weights(model, args.src, allow_partial=args.allow_partial, param_key=args.param_key)
     ppir.save_weights(model, args.dst)
     print(f"read {args.src} ({report.description})")
-    print(f"  {len(report.matched)} tensors matched, {len(report.renamed)} renamed "
-          f"(e.g. InstanceNorm weight->scale, PReLU weight->_weight), {len(report.constants)} constant buffers checked")
+    renamed = ""
+    if report.renamed:
+        src, dst = next(iter(report.renamed.items()))
+        renamed = f", {len(report.renamed)} renamed by layer type (e.g. {src} -> {dst})"
+    print(f"  {len(report.matched)} tensors matched{renamed}, {len(report.constants)} constant buffers checked")
     if not report.ok:
         print(f"  partial: {report.summary()}")
     print(f"wrote {args.dst} ({type(model).__name__}, {ppir.count_parameters(model):,} parameters)")
