@@ -53,6 +53,21 @@ class LeakyReLU(nn.Layer):
         return leaky_relu(x, self.negative_slope)
 
 
+class PReLU(nn.PReLU):
+    """nn.PReLU (same `_weight` parameter, init and state-dict key) computed as relu(x) - w * relu(-x).
+
+    Bit-identical to the prelu op (one of the two terms is exactly 0), but Paddle Inference's oneDNN prelu
+    kernel runs about 20x slower than the plain one on CPU, and MIRNet applies PReLU after most of its convs;
+    this form runs at elementwise speed on every backend (oneDNN, plain, ONNX Runtime).
+    """
+
+    def forward(self, x):
+        w = self._weight
+        if w.shape[0] != 1:  # one slope per channel
+            w = w.reshape([1, -1, 1, 1] if self._data_format == "NCHW" else [1, 1, 1, -1])
+        return F.relu(x) - w * F.relu(-x)
+
+
 def _depthwise_kernel(x, kernel_2d: np.ndarray):
     """The fixed 2-D kernel repeated for each channel of x, shaped for a depthwise (transposed) conv."""
     channels = x.shape[1]

@@ -34,7 +34,7 @@ import paddle.nn.functional as F
 
 from ..errors import ConfigError
 from ..registry import MODELS
-from .common import BINOMIAL_3x3, antialias_down2, check_input, check_int, conv2d, up_bilinear2
+from .common import BINOMIAL_3x3, PReLU, antialias_down2, check_input, check_int, conv2d, up_bilinear2
 
 
 def expected_blur_filter(shape) -> np.ndarray:
@@ -73,9 +73,9 @@ class ResidualDownSample(nn.Layer):
         super().__init__()
         self.top = nn.Sequential(
             conv2d(channels, channels, 1, bias=False),
-            nn.PReLU(),
+            PReLU(),
             conv2d(channels, channels, 3, bias=False),
-            nn.PReLU(),
+            PReLU(),
             AntialiasDownsample(),
             conv2d(channels, channels * 2, 1, bias=False),
         )
@@ -95,9 +95,9 @@ class ResidualUpSample(nn.Layer):
         super().__init__()
         self.top = nn.Sequential(
             conv2d(channels, channels, 1, bias=False),
-            nn.PReLU(),
+            PReLU(),
             nn.Conv2DTranspose(channels, channels, 3, stride=2, padding=1, output_padding=1, bias_attr=False),
-            nn.PReLU(),
+            PReLU(),
             conv2d(channels, channels // 2, 1, bias=False),
         )
         self.bot = nn.Sequential(
@@ -160,7 +160,7 @@ class SKFF(nn.Layer):
         self.height = height
         d = max(int(channels / reduction), 4)
         self.avg_pool = nn.AdaptiveAvgPool2D(1)
-        self.conv_du = nn.Sequential(conv2d(channels, d, 1, bias=False), nn.PReLU())
+        self.conv_du = nn.Sequential(conv2d(channels, d, 1, bias=False), PReLU())
         self.fcs = nn.LayerList([conv2d(d, channels, 1, bias=False) for _ in range(height)])
 
     def forward(self, branches):
@@ -379,7 +379,7 @@ class MIRNet(nn.Layer):
 
         # The one PReLU every DAU of this model shares. It is not an attribute of MIRNet itself, so it only
         # appears in the state dict under the DAUs' `body.1` names, like upstream.
-        dau_act = nn.PReLU()
+        dau_act = PReLU()
         pad = (kernel_size - 1) // 2
         self.conv_in = conv2d(in_channels, n_feat, kernel_size, bias=bias, padding=pad)
         self.body = nn.Sequential(*[RRG(n_feat, n_MSRB, height, width, stride, bias, dau_act)
