@@ -8,8 +8,9 @@
 
 Networks and shapes are those of the seed deploy docs: HINet and MIRNet at 1x3x256x256, MIMO-UNet(+) at
 1x3x360x640, random weights (latency does not depend on them). Backends: dygraph (no_grad), Paddle Inference with
-oneDNN on and off, ONNX Runtime fp32 and int8 (static QDQ quantization, MinMax, per channel, with two random 64x64
-calibration inputs: the calibrator holds every activation in memory; when onnxruntime.quantization works).
+oneDNN on and off, ONNX Runtime fp32 and int8 (ppir.quant.quantize_int8: graph optimisation, static QDQ
+quantization, percentile calibration, per channel, on two random 64x64 inputs: the calibrator holds every
+activation in memory; when onnxruntime.quantization works).
 Each is run `--warmup` times untimed, then the median of `--repeat` runs is reported.
 MACs are counted by ppir.profiling (forward hooks on every Conv2D/Conv2DTranspose/Linear, at an exact proxy size;
 the fixed resampling kernels built in forward are not layers and are left out; they are a tiny share; the same
@@ -104,26 +105,6 @@ def measure_peak(threads: int) -> dict:
     return results
 
 
-def quantize_int8(fp32_path: str, int8_path: str, shape, samples: int = 2) -> None:
-    import numpy as np
-    import onnxruntime as ort
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            rng = np.random.default_rng(1)
-            self.items = iter([{"x": rng.random(shape, dtype=np.float32)} for _ in range(samples)])
-
-        def get_next(self):
-            return next(self.items, None)
-
-    ort.set_default_logger_severity(3)  # the quantizer's sessions list every unused initializer otherwise
-    quantize_static(fp32_path, int8_path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax)
-
-
 def bench_config(config, shape, args, backends, work_dir):
     import numpy as np
     import paddle
@@ -133,6 +114,7 @@ def bench_config(config, shape, args, backends, work_dir):
     from ppir.infer.backends import DygraphBackend, OnnxRuntimeBackend, PaddleInferenceBackend
     from ppir.engine.trainer import init_like_torch
     from ppir.profiling import auto_proxy, count_macs
+    from ppir.quant import quantize_int8
 
     paddle.seed(0)
     name = os.path.splitext(os.path.basename(config))[0]
@@ -184,7 +166,10 @@ def bench_config(config, shape, args, backends, work_dir):
         try:
             n, c, h, w = shape
             calib = (n, c, min(h, CALIB_SIDE), min(w, CALIB_SIDE)) if info.fixed_shape is None else shape
-            quantize_int8(onnx_path, int8_path, calib)
+            rng = np.random.default_rng(1)
+            # ppir.quant's path (the one tools/quant_report.py uses): graph optimisation first, so the
+            # weights become initializers and really are stored as int8; percentile calibration.
+            quantize_int8(onnx_path, int8_path, [rng.random(calib, dtype=np.float32) for _ in range(2)])
             backend = OnnxRuntimeBackend(int8_path, info, cpu_threads=args.threads, precision="int8")
         except Exception as e:  # noqa: BLE001 - "when available": report and go on
             skip("ort_int8", f"{type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''}")
