@@ -73,3 +73,20 @@ function tipc_finish(){
     fi
     exit 0
 }
+
+# func_load_config FILE LAYOUT N: validate FILE with check_config.py against LAYOUT (when LAYOUT is empty, only
+# check that FILE exists), then read its first N lines into the global array `lines` (CRs dropped; callers run
+# with `set -f`, so no value is glob-expanded). Exits the calling script with code 2 on a bad config.
+function func_load_config(){
+    local file=$1 layout=$2 n=$3 dataline
+    if [ -n "${layout}" ]; then
+        python3 test_tipc/check_config.py "${file}" "${layout}" || exit 2
+    elif [ ! -f "${file}" ]; then
+        echo "config not found: ${file}" >&2
+        exit 2
+    fi
+    dataline=$(awk -v n="${n}" 'NR>=1 && NR<=n' "${file}" | tr -d '\r')
+    IFS=$'\n'
+    lines=(${dataline})
+    unset IFS
+}

@@ -13,14 +13,7 @@ if [ -z "${FILENAME}" ] || [ -z "${MODE}" ]; then
     echo "usage: bash test_tipc/prepare.sh CONFIG MODE" >&2
     exit 2
 fi
-if [ ! -f "${FILENAME}" ]; then
-    echo "prepare.sh: config not found: ${FILENAME}" >&2
-    exit 2
-fi
-dataline=$(awk 'NR>=1 && NR<=3' "${FILENAME}" | tr -d '\r')
-IFS=$'\n'
-lines=(${dataline})
-unset IFS
+func_load_config "${FILENAME}" "" 3
 model_name=$(func_parser_value "${lines[1]}")
 python=$(func_parser_value "${lines[2]}")
 python=${python:-python}

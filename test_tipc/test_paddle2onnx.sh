@@ -12,11 +12,7 @@ if [ -z "${FILENAME}" ]; then
     echo "usage: bash test_tipc/test_paddle2onnx.sh CONFIG [MODE]" >&2
     exit 2
 fi
-python3 test_tipc/check_config.py "${FILENAME}" paddle2onnx || exit 2
-dataline=$(awk 'NR>=1 && NR<=14' "${FILENAME}" | tr -d '\r')
-IFS=$'\n'
-lines=(${dataline})
-unset IFS
+func_load_config "${FILENAME}" paddle2onnx 14
 
 model_name=$(func_parser_value "${lines[1]}")
 python=$(func_parser_value "${lines[2]}")

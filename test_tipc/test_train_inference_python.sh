@@ -19,12 +19,7 @@ case ${MODE} in
     *) echo "unknown MODE '${MODE}' (lite_train_lite_infer, lite_train_whole_infer, whole_train_whole_infer, whole_infer)" >&2
        exit 2 ;;
 esac
-python3 test_tipc/check_config.py "${FILENAME}" train_infer_python || exit 2
-
-dataline=$(awk 'NR>=1 && NR<=51' "${FILENAME}" | tr -d '\r')
-IFS=$'\n'
-lines=(${dataline})
-unset IFS
+func_load_config "${FILENAME}" train_infer_python 51
 
 # train params
 model_name=$(func_parser_value "${lines[1]}")
