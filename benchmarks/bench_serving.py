@@ -22,9 +22,7 @@ import base64
 import http.client
 import json
 import os
-import signal
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -218,38 +216,18 @@ def summarize(results, wall, shape):
 
 # ------------------------------------------------------------------------------------------------ server
 def start_server(args, log_path):
-    cmd = [sys.executable, os.path.join(ROOT, "deploy", "serving", "server.py"), "--model_dir", args.model_dir,
-           "--backend", args.backend, "--port", "0", "--workers", str(args.workers),
-           "--queue-size", str(args.queue_size if args.queue_size is not None else args.concurrency)]
+    from ppir.serving.launch import ServerStartError, start_server as launch
+
+    server_args = ["--model_dir", args.model_dir, "--backend", args.backend, "--port", "0", "--workers", args.workers,
+                   "--queue-size", args.queue_size if args.queue_size is not None else args.concurrency]
     if args.cpu_threads:
-        cmd += ["--cpu-threads", str(args.cpu_threads)]
+        server_args += ["--cpu-threads", args.cpu_threads]
     if args.enable_mkldnn:
-        cmd.append("--enable-mkldnn")
-    log = open(log_path, "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    deadline = time.time() + args.start_timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            log.close()
-            sys.exit(f"error: the server exited with code {proc.returncode}:\n" + open(log_path).read()[-2000:])
-        with open(log_path) as f:
-            for line in f:
-                if "listening on http://" in line:
-                    url = line.split("listening on ", 1)[1].split()[0]
-                    return proc, log, url
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGTERM)
-    sys.exit(f"error: the server did not start within {args.start_timeout} s (log: {log_path})")
-
-
-def stop_server(proc, log):
-    os.kill(proc.pid, signal.SIGTERM)
+        server_args.append("--enable-mkldnn")
     try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-    log.close()
+        return launch(server_args, log_path, timeout=args.start_timeout, cwd=ROOT)
+    except ServerStartError as e:
+        sys.exit(f"error: {e}")
 
 
 def main(argv=None):
@@ -278,11 +256,12 @@ def main(argv=None):
     if args.requests < 1 or args.concurrency < 1 or not 0 <= args.malformed < 1:
         sys.exit("error: --requests and --concurrency must be >= 1 and --malformed in [0, 1)")
     image, shape = test_image(args.image, args.size)
-    proc = log = None
+    server = None
     url = args.url
     if args.model_dir:
         log_path = os.path.join(tempfile.mkdtemp(prefix="bench_serving_"), "server.log")
-        proc, log, url = start_server(args, log_path)
+        server = start_server(args, log_path)
+        url = server.url
     try:
         results, wall = run_load(url, image, shape, args.requests, args.concurrency, args.malformed, args.format,
                                  args.timeout)
@@ -294,8 +273,8 @@ def main(argv=None):
         _, metrics = get_json(url.rstrip("/") + "/metrics")
         summary["server_inference_ms"] = metrics.get("inference_ms")
     finally:
-        if proc is not None:
-            stop_server(proc, log)
+        if server is not None:
+            server.stop()
     summary.update({"image": f"{shape[1]}x{shape[0]}", "concurrency": args.concurrency, "url": url})
     if args.model_dir:
         summary.update({"backend": args.backend + (" (oneDNN)" if args.enable_mkldnn else ""),

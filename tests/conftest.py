@@ -31,6 +31,27 @@ def require_golden():
         pytest.skip(msg)
 
 
+def tiny_hinet():
+    """HINet at width 8 in eval mode, with the golden weights when they are there (else Paddle's init)."""
+    import ppir
+
+    model = ppir.build_model(os.path.join(REPO, "configs", "hinet_sidd_0.5x.yml"), ["model.wf=8"])
+    golden = os.path.join(GOLDEN_DIR, "hinet_wf8.npz")
+    if os.path.isfile(golden):
+        ppir.load_weights(model, golden)
+    model.eval()
+    return model
+
+
+def export_tiny_hinet(folder, input_shape=None, opset_version=13):
+    """`tiny_hinet()` exported into `folder` (Paddle program + inference.yml) with its model.onnx."""
+    from ppir.export import export_model, run_paddle2onnx
+
+    export_model(tiny_hinet(), folder, input_shape=input_shape)
+    run_paddle2onnx(folder, os.path.join(folder, "model.onnx"), opset_version=opset_version)
+    return folder
+
+
 def run_tool(name, *args, cwd=None, timeout=600):
     """Run tools/<name>.py in a fresh interpreter, as a user would."""
     import subprocess

@@ -15,7 +15,7 @@ import pytest
 import ppir
 
 from conftest import golden_files, golden_meta, run_tool
-from torch_format import write_torch_legacy, write_torch_zip
+from torch_format import official_checkpoint, write_torch_zip
 
 CONFIG_FOR = {"HINet": "configs/hinet_sidd_1x.yml", "MIMOUNet": "configs/mimo_unet_gopro.yml",
               "MIRNet": "configs/mirnet_sidd.yml"}
@@ -24,16 +24,6 @@ CONFIG_FOR = {"HINet": "configs/hinet_sidd_1x.yml", "MIMOUNet": "configs/mimo_un
 def torch_state(path):
     with np.load(path, allow_pickle=False) as d:
         return collections.OrderedDict((k[len("param/"):], d[k]) for k in d.files if k.startswith("param/"))
-
-
-def official_checkpoint(arch, state, dst):
-    """Wrap and write a state dict the way each official repo released its weights."""
-    if arch == "HINet":
-        return write_torch_zip(dst, {"params": state})
-    if arch == "MIMOUNet":
-        return write_torch_zip(dst, {"model": state}, prefix=os.path.basename(dst)[:-4])
-    prefixed = collections.OrderedDict((f"module.{k}", v) for k, v in state.items())
-    return write_torch_legacy(dst, {"epoch": 60, "state_dict": prefixed})
 
 
 def overrides_for(meta):

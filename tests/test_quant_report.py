@@ -9,26 +9,18 @@ import numpy as np
 import onnx
 import pytest
 
-import ppir
-from ppir.export import export_model, read_deploy_info, run_paddle2onnx
+from ppir.export import read_deploy_info
 from ppir.infer.backends import OnnxRuntimeBackend, onnx_model_precision
 from ppir.quant import EvalResult, calibration_inputs, markdown_table
 
-from conftest import GOLDEN_DIR, REPO
+from conftest import REPO, export_tiny_hinet
 
 TOOL = os.path.join(REPO, "tools", "quant_report.py")
 
 
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory):
-    model = ppir.build_model(os.path.join(REPO, "configs", "hinet_sidd_0.5x.yml"), ["model.wf=8"])
-    golden = os.path.join(GOLDEN_DIR, "hinet_wf8.npz")
-    if os.path.isfile(golden):
-        ppir.load_weights(model, golden)
-    folder = str(tmp_path_factory.mktemp("quant_hinet"))
-    export_model(model, folder)
-    run_paddle2onnx(folder, os.path.join(folder, "model.onnx"))
-    return folder
+    return export_tiny_hinet(str(tmp_path_factory.mktemp("quant_hinet")))
 
 
 @pytest.fixture(scope="session")

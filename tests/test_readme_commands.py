@@ -9,16 +9,15 @@ A README command that no rule here knows fails the test, so a new command cannot
 import os
 import re
 import shlex
-import signal
-import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from conftest import REPO
+from ppir.serving import launch
+from torch_format import official_checkpoint
 
 READMES = ("README.md", "README_en.md")
 LINKED = ("ppir", "tools", "configs", "deploy")
@@ -67,21 +66,9 @@ def test_quick_start_is_two_commands_and_the_second_is_what_ci_runs():
 
 
 # ------------------------------------------------------------------------------------------ workspace
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def write_image(path, rng, h, w):
-    import cv2
-
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    assert cv2.imwrite(path, rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-
-
 def make_sidd(ws):
     """A tiny SIDD in the official layouts: HINet's crops for training, the benchmark's .mat blocks."""
+    import cv2
     import scipy.io
 
     rng = np.random.default_rng(0)
@@ -89,8 +76,6 @@ def make_sidd(ws):
         gt = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
         noisy = np.clip(gt + rng.normal(0, 20, gt.shape), 0, 255).astype(np.uint8)
         for sub, img in (("gt_crops", gt), ("input_crops", noisy)):
-            import cv2
-
             os.makedirs(os.path.join(ws, "data/SIDD/train", sub), exist_ok=True)
             cv2.imwrite(os.path.join(ws, "data/SIDD/train", sub, f"0001_s{i:03d}.png"), img)
     gt = rng.integers(0, 256, (1, 2, 64, 64, 3), dtype=np.uint8)
@@ -99,18 +84,15 @@ def make_sidd(ws):
     scipy.io.savemat(os.path.join(ws, "data/SIDD/ValidationGtBlocksSrgb.mat"), {"ValidationGtBlocksSrgb": gt})
 
 
-def official_checkpoint(ws, config, overrides, dst):
-    """Random weights of a config's network, saved the way its authors released theirs (torch zip)."""
+def official_checkpoint_for(ws, config, overrides, dst):
+    """Random weights of a config's network, saved the way its authors released theirs."""
     import ppir
-    from torch_format import write_torch_zip
 
     model = ppir.build_model(os.path.join(REPO, config), overrides=overrides)
     state = {k: v.numpy() for k, v in model.state_dict().items()}
-    cls = type(model).__name__
-    wrapper = {"HINet": "params", "MIMOUNet": "model", "MIMOUNetPlus": "model"}.get(cls, "state_dict")
     path = os.path.join(ws, dst)
-    os.makedirs(os.path.dirname(path) or ws, exist_ok=True)
-    write_torch_zip(path, {wrapper: state}, prefix=os.path.splitext(os.path.basename(dst))[0])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    official_checkpoint(type(model).__name__, state, path)
 
 
 def model_type(config):
@@ -132,7 +114,6 @@ def workspace(tmp_path_factory):
 class Runner:
     def __init__(self, ws):
         self.ws = ws
-        self.port = free_port()
         self.server = None
         self.done = []
 
@@ -181,13 +162,13 @@ class Runner:
         elif script in ("tools/eval.py", "tools/predict.py", "tools/export_model.py"):
             extra = ["-o", *shrink] if shrink else []
         elif script == "tools/convert_weights.py":
-            official_checkpoint(self.ws, config, shrink, rest[rest.index("--src") + 1])
+            official_checkpoint_for(self.ws, config, shrink, rest[rest.index("--src") + 1])
             extra = ["-o", *shrink] if shrink else []
         elif script == "deploy/serving/server.py":
             return self.start_server(args)
         elif script == "deploy/serving/client.py":
-            args = [a.replace(":8080", f":{self.port}") for a in args]
             assert self.server is not None, "the README runs the client before starting the server"
+            args = [a.replace("http://127.0.0.1:8080", self.server.url) for a in args]
         self.python(args[1:], extra)
         self.done.append(("ran", cmd))
 
@@ -221,33 +202,15 @@ class Runner:
         self.done.append(("ran on 2 CPU processes", shlex.join(args)))
 
     def start_server(self, args):
-        args = [a for a in args]
-        i = args.index("--port")
-        args[i + 1] = str(self.port)
-        self.server = subprocess.Popen([sys.executable, *args[1:]], cwd=self.ws, stdout=subprocess.PIPE,
-                                       stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        import urllib.request
-
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            assert self.server.poll() is None, self.server.stdout.read()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("the README's server did not answer /health within 120 s")
+        server_args = list(args[2:])
+        server_args[server_args.index("--port") + 1] = "0"  # any free port; the client is pointed at it
+        self.server = launch.start_server(server_args, os.path.join(self.ws, "server.log"), cwd=self.ws,
+                                          script=args[1])
         self.done.append(("started", shlex.join(args)))
 
     def stop(self):
-        if self.server is not None and self.server.poll() is None:
-            os.killpg(self.server.pid, signal.SIGTERM)
-            try:
-                self.server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.server.pid, signal.SIGKILL)
+        if self.server is not None:
+            self.server.stop()
 
 
 def test_every_readme_command_runs(workspace):
@@ -276,7 +239,7 @@ def test_readme_python_code_runs(workspace):
     assert blocks
     for code in blocks:
         for name in re.findall(r'"([\w.-]+\.pkl)"', code):
-            official_checkpoint(workspace, "configs/mimo_unet_gopro.yml", [], name)
+            official_checkpoint_for(workspace, "configs/mimo_unet_gopro.yml", [], name)
         proc = subprocess.run([sys.executable, "-c", code], cwd=workspace, capture_output=True, text=True,
                               timeout=300, env=dict(os.environ, PYTHONPATH=REPO))
         assert proc.returncode == 0, proc.stderr[-3000:]

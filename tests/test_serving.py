@@ -4,7 +4,6 @@ import base64
 import concurrent.futures
 import json
 import os
-import signal
 import struct
 import subprocess
 import sys
@@ -25,14 +24,14 @@ except ImportError:
         raise
     pytest.skip("fastapi/uvicorn not installed (pip install -r requirements.txt)", allow_module_level=True)
 
-import ppir  # noqa: E402
-from ppir.export import export_model, read_deploy_info, run_paddle2onnx, write_deploy_info
+from ppir.export import read_deploy_info, write_deploy_info  # noqa: E402
 from ppir.infer.backends import PaddleInferenceBackend
 from ppir.infer.runner import Restorer
+from ppir.serving import launch
 from ppir.serving.client import get_json, post_json, post_raw
 from ppir.serving.protocol import RequestError, decode_base64, image_size_from_header, looks_like_image
 
-from conftest import GOLDEN_DIR, REPO
+from conftest import REPO, export_tiny_hinet
 
 SERVER = os.path.join(REPO, "deploy", "serving", "server.py")
 CLIENT = os.path.join(REPO, "deploy", "serving", "client.py")
@@ -40,22 +39,10 @@ START_TIMEOUT = 180
 
 
 # ------------------------------------------------------------------------------------------------ fixtures
-def tiny_hinet():
-    model = ppir.build_model(os.path.join(REPO, "configs", "hinet_sidd_0.5x.yml"), ["model.wf=8"])
-    golden = os.path.join(GOLDEN_DIR, "hinet_wf8.npz")
-    if os.path.isfile(golden):
-        ppir.load_weights(model, golden)
-    model.eval()
-    return model
-
-
 @pytest.fixture(scope="session")
 def hinet_dir(tmp_path_factory):
     """A tiny HINet export (dynamic shape) with its model.onnx."""
-    folder = str(tmp_path_factory.mktemp("serving_hinet"))
-    export_model(tiny_hinet(), folder)
-    run_paddle2onnx(folder, os.path.join(folder, "model.onnx"))
-    return folder
+    return export_tiny_hinet(str(tmp_path_factory.mktemp("serving_hinet")))
 
 
 @pytest.fixture(scope="session")
@@ -63,51 +50,15 @@ def fragile_dir(tmp_path_factory):
     """A deliberately inconsistent export: the ONNX model only takes 1x3x64x64, but inference.yml says dynamic
     with 64-pixel tiles. Large images are restored in many tiles (slow: good for filling the queue); an image
     smaller than a tile gets a smaller tile, which ONNX Runtime refuses (a real inference error -> 500)."""
-    folder = str(tmp_path_factory.mktemp("serving_fragile"))
-    export_model(tiny_hinet(), folder, input_shape=[1, 3, 64, 64])
-    run_paddle2onnx(folder, os.path.join(folder, "model.onnx"))
+    folder = export_tiny_hinet(str(tmp_path_factory.mktemp("serving_fragile")), input_shape=[1, 3, 64, 64])
     info = read_deploy_info(folder)
     info.input_shape, info.tile, info.tile_overlap = [None, 3, None, None], 64, 16
     write_deploy_info(info, folder)
     return folder
 
 
-class Server:
-    def __init__(self, proc, url, log_path):
-        self.proc, self.url, self.log_path = proc, url, log_path
-
-    def log(self) -> str:
-        with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-
-def start_server(log_path, *args) -> Server:
-    log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, SERVER, "--port", "0", *map(str, args)], stdout=log,
-                            stderr=subprocess.STDOUT, cwd=REPO)
-    log.close()
-    deadline = time.time() + START_TIMEOUT
-    while time.time() < deadline:
-        with open(log_path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
-        if "listening on http://" in text:
-            url = text.split("listening on ", 1)[1].split()[0]
-            return Server(proc, url, log_path)
-        if proc.poll() is not None:
-            raise AssertionError(f"the server exited with code {proc.returncode}:\n{text[-3000:]}")
-        time.sleep(0.2)
-    stop_server(proc)
-    raise AssertionError(f"the server did not start within {START_TIMEOUT} s")
-
-
-def stop_server(proc) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+def start_server(log_path, *args):
+    return launch.start_server(["--port", "0", *args], log_path, timeout=START_TIMEOUT, cwd=REPO, script=SERVER)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +70,7 @@ def server(hinet_dir, tmp_path_factory):
     try:
         yield srv
     finally:
-        stop_server(srv.proc)
+        srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +82,7 @@ def fragile_server(fragile_dir, tmp_path_factory):
     try:
         yield srv
     finally:
-        stop_server(srv.proc)
+        srv.stop()
 
 
 # ------------------------------------------------------------------------------------------------- helpers

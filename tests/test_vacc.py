@@ -12,14 +12,13 @@ import numpy as np
 import pytest
 import yaml
 
-import ppir
-from ppir.export import DeployInfo, export_model, run_paddle2onnx, write_deploy_info
+from ppir.export import DeployInfo, write_deploy_info
 from ppir.infer.backends import BackendError, OnnxRuntimeBackend
 from ppir.infer.vacc import (VaccPipeline, import_vaststreamx, normalize, postprocess, preprocess, read_bgr,
                              run_uint8, vdsp_params)
 from ppir.metrics import PSNR, SSIM
 
-from conftest import GOLDEN_DIR, REPO
+from conftest import REPO, export_tiny_hinet
 
 INFER = os.path.join(REPO, "deploy", "vacc", "infer.py")
 BUILD = os.path.join(REPO, "deploy", "vacc", "build_config.py")
@@ -112,14 +111,7 @@ FAKE_SDK = textwrap.dedent('''
 @pytest.fixture(scope="session")
 def fixed_export(tmp_path_factory):
     """A tiny HINet exported with a fixed 1x3x64x96 shape, converted at the VACC recipe's opset 11."""
-    model = ppir.build_model(os.path.join(REPO, "configs", "hinet_sidd_0.5x.yml"), ["model.wf=8"])
-    golden = os.path.join(GOLDEN_DIR, "hinet_wf8.npz")
-    if os.path.isfile(golden):
-        ppir.load_weights(model, golden)
-    folder = str(tmp_path_factory.mktemp("vacc_hinet"))
-    export_model(model, folder, input_shape=[1, 3, H, W])
-    run_paddle2onnx(folder, os.path.join(folder, "model.onnx"), opset_version=11)
-    return folder
+    return export_tiny_hinet(str(tmp_path_factory.mktemp("vacc_hinet")), input_shape=[1, 3, H, W], opset_version=11)
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ Lays files out exactly as torch.save does (zip format and the legacy format); ch
 development. Used by the reader tests and the converter tests.
 """
 import collections
+import os
 import io
 import pickle
 import struct
@@ -181,3 +182,15 @@ def write_torch_legacy(path, obj, main_pickle=None, numel_override=None, storage
             f.write(struct.pack("<q", numel))
             f.write(storage_hook(key, raw) if storage_hook else raw)
     return path
+
+
+def official_checkpoint(arch, state, dst):
+    """Wrap and write a state dict the way each official repo released its weights: HINet a zip `{'params'}`
+    (.pth), MIMO-UNet(+) a zip `{'model'}` (.pkl), MIRNet a legacy file `{'epoch', 'state_dict'}` saved from
+    DataParallel (`module.` prefixes)."""
+    if arch == "HINet":
+        return write_torch_zip(dst, {"params": state})
+    if arch.startswith("MIMOUNet"):
+        return write_torch_zip(dst, {"model": state}, prefix=os.path.basename(dst)[:-4])
+    prefixed = collections.OrderedDict((f"module.{k}", v) for k, v in state.items())
+    return write_torch_legacy(dst, {"epoch": 60, "state_dict": prefixed})

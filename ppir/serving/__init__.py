@@ -10,6 +10,7 @@ and that binary's Paddle cannot read PIR programs), so ppir serves the way Paddl
 * ``app``       the FastAPI application factory (``create_app``);
 * ``server``    the command line (``deploy/serving/server.py``);
 * ``client``    a standard-library client (``deploy/serving/client.py``, ``benchmarks/bench_serving.py``).
+* ``launch``    start the server as a child process and wait until it listens (tests, benchmarks).
 
 Only ``app`` and ``server`` need fastapi/uvicorn; the rest is standard library + numpy/OpenCV.
 """
