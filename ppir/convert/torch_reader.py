@@ -202,6 +202,16 @@ def _check_file(path) -> tuple[str, int]:
     return path, size
 
 
+def _read_head(path, n: int) -> tuple[str, int, bytes]:
+    """`_check_file`, then the file's first `n` bytes (to tell the format): (path, size, head)."""
+    path, size = _check_file(path)
+    try:
+        with open(path, "rb") as fh:
+            return path, size, fh.read(n)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read: {_one_line(e)}") from None
+
+
 def _wrap_errors(path: str, what: str, fn, *args):
     """Run fn(*args); turn any failure other than CheckpointError into a one-line CheckpointError."""
     try:
@@ -615,12 +625,7 @@ def read_torch_checkpoint(path) -> object:
     float64 and integer types kept; bfloat16 widened exactly to float32). Raises CheckpointError for a missing,
     empty, truncated or foreign file and for any pickle that asks for something other than tensor rebuilding.
     """
-    path, size = _check_file(path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(512)
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot read: {_one_line(e)}") from None
+    path, size, head = _read_head(path, 512)
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return _wrap_errors(path, "reading the torch zip checkpoint", _read_zip, path, size)
     if len(head) >= 262 and head[257:262] == b"ustar":
@@ -735,12 +740,7 @@ def read_paddle_pickle(path) -> object:
 
     Returns the object as saved (tensors are numpy arrays, or (name, array) tuples inside nested dicts).
     """
-    path, size = _check_file(path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot read: {_one_line(e)}") from None
+    path, size, head = _read_head(path, 4)
     if head.startswith(b"PK"):
         raise CheckpointError(f"{path}: a zip archive (a PyTorch checkpoint or .npz?), not a Paddle .pdparams")
     if head[:1] != b"\x80":
