@@ -170,25 +170,6 @@ def parse_input_shape(text: str | Sequence[int] | None) -> list | None:
     return shape
 
 
-def _model_channels(model) -> int:
-    for name in ("in_channels", "in_chn"):
-        value = getattr(model, name, None)
-        if isinstance(value, int):
-            return value
-    return 3
-
-
-def _check_fixed_shape(shape, multiple, min_size, channels, model_name):
-    n, c, h, w = shape
-    if c != channels:
-        raise ExportError(f"--input-shape: {model_name} takes {channels} channel(s), got C={c}")
-    for what, size in (("H", h), ("W", w)):
-        if size % multiple or size < min_size:
-            good = max(int(math.ceil(size / multiple)) * multiple, min_size)
-            raise ExportError(f"--input-shape: {what}={size} does not fit {model_name}, which needs multiples of "
-                              f"{multiple} and at least {min_size} (try {good})")
-
-
 def export_model(model, save_dir: str, input_shape: Sequence[int] | None = None, rounding: str | None = None,
                  tile: int = 0, tile_overlap: int = 32, source: dict | None = None) -> DeployInfo:
     """to_static + jit.save `model` (returning only its final output) into `save_dir`, plus inference.yml.
@@ -200,17 +181,19 @@ def export_model(model, save_dir: str, input_shape: Sequence[int] | None = None,
     from paddle.static import InputSpec
 
     from .infer.dygraph import FinalOutput
+    from .models.common import input_channels, shape_problem
 
     model_name = type(model).__name__
     multiple = int(getattr(model, "size_multiple", 1))
     min_size = int(getattr(model, "min_size", 0))
-    channels = _model_channels(model)
+    channels = input_channels(model)
     rounding = rounding or DEFAULT_ROUNDING.get(model_name, "nearest")
     if rounding not in ROUNDINGS:
         raise ExportError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
     shape = list(input_shape) if input_shape else None
-    if shape:
-        _check_fixed_shape(shape, multiple, min_size, channels, model_name)
+    problem = shape_problem(model, shape) if shape else None
+    if problem:
+        raise ExportError(f"--input-shape: {problem}")
     spec_shape = shape or [None, channels, None, None]
 
     os.makedirs(save_dir, exist_ok=True)

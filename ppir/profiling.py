@@ -31,6 +31,7 @@ import math
 from typing import Sequence
 
 from .errors import ConfigError, PPIRError
+from .models.common import input_channels, shape_problem, size_rules
 
 # Input shapes the networks are usually quoted at: the model-zoo cards and the reference's MAC table
 # (HINet and MIRNet at 1x3x256x256, MIMO-UNet(+) at 1x3x360x640, half of GoPro's 720x1280).
@@ -89,25 +90,6 @@ class ModelProfile:
 
 
 # ------------------------------------------------------------------------------------------ shapes
-def size_rules(model) -> tuple[int, int]:
-    """(multiple, min_size) that H and W must satisfy; every ppir network states both."""
-    multiple = int(getattr(model, "size_multiple", 1) or 1)
-    min_size = int(getattr(model, "min_size", 0) or 0)
-    return multiple, max(min_size, multiple)
-
-
-def _fits(side: int, multiple: int, min_size: int) -> bool:
-    return side % multiple == 0 and side >= min_size
-
-
-def in_channels(model) -> int:
-    for name in ("in_channels", "in_chn"):
-        value = getattr(model, name, None)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return 3
-
-
 def default_shape(model, cfg=None) -> tuple:
     """The shape to profile at when none is given.
 
@@ -127,7 +109,7 @@ def default_shape_and_origin(model, cfg=None) -> tuple[tuple, str]:
         return SEED_SHAPES[name], "seed shape"
     multiple, min_size = size_rules(model)
     side = max(min_size, int(math.ceil(FALLBACK_SIDE / multiple)) * multiple)
-    return (1, in_channels(model), side, side), "default"
+    return (1, input_channels(model), side, side), "default"
 
 
 def parse_shape(text) -> tuple:
@@ -153,25 +135,17 @@ def parse_shape(text) -> tuple:
 
 def check_shape(model, shape) -> None:
     """ConfigError unless the network accepts `shape` (channels, multiples, minimum size)."""
-    n, c, h, w = shape
-    multiple, min_size = size_rules(model)
-    name = type(model).__name__
-    if c != in_channels(model):
-        raise ConfigError(f"{name} takes {in_channels(model)} input channel(s), the shape has C={c}")
-    for what, side in (("H", h), ("W", w)):
-        if not _fits(side, multiple, min_size):
-            good = max(int(math.ceil(side / multiple)) * multiple, min_size)
-            raise ConfigError(f"{name} needs H and W that are multiples of {multiple} and at least {min_size}; "
-                              f"{what}={side} is not (try {good})")
+    problem = shape_problem(model, shape)
+    if problem:
+        raise ConfigError(problem)
 
 
 def valid_proxies(model, shape, max_factor: int | None = None) -> list[int]:
     """Every factor k (1 first) for which (H/k, W/k) is a valid input whose levels all divide evenly."""
-    _, _, h, w = shape
-    multiple, min_size = size_rules(model)
+    n, c, h, w = shape
     top = min(h, w) if max_factor is None else min(max_factor, h, w)
     return [k for k in range(1, top + 1)
-            if h % k == 0 and w % k == 0 and _fits(h // k, multiple, min_size) and _fits(w // k, multiple, min_size)]
+            if h % k == 0 and w % k == 0 and shape_problem(model, (n, c, h // k, w // k)) is None]
 
 
 def auto_proxy(model, shape, max_factor: int | None = None) -> int:

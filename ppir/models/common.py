@@ -12,6 +12,7 @@ Everything here is written so that one exported program runs on every backend pp
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -125,6 +126,37 @@ def check_int(owner: str, name: str, value, minimum: int) -> int:
     if value < minimum:
         raise ConfigError(f"{owner}: {name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def input_channels(model) -> int:
+    """The channels a ppir network takes (its `in_channels` / `in_chn`; 3 when it states neither)."""
+    for attr in ("in_channels", "in_chn"):
+        value = getattr(model, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return 3
+
+
+def size_rules(model) -> tuple[int, int]:
+    """(multiple, min_size) that H and W of a network's input must satisfy (every ppir network states both)."""
+    multiple = int(getattr(model, "size_multiple", 1) or 1)
+    min_size = int(getattr(model, "min_size", 0) or 0)
+    return multiple, max(min_size, multiple)
+
+
+def shape_problem(model, shape) -> str | None:
+    """Why the network cannot take an N x C x H x W input of `shape` (one line), or None when it can."""
+    _, c, h, w = shape
+    name = type(model).__name__
+    if c != input_channels(model):
+        return f"{name} takes {input_channels(model)} input channel(s), the shape has C={c}"
+    multiple, min_size = size_rules(model)
+    for what, side in (("H", h), ("W", w)):
+        if side % multiple or side < min_size:
+            good = max(int(math.ceil(side / multiple)) * multiple, min_size)
+            return (f"{what}={side} does not fit {name}, which needs multiples of {multiple} and at least "
+                    f"{min_size} (try {good})")
+    return None
 
 
 def check_input(x, name: str, channels: int, multiple: int, min_size: int) -> None:
