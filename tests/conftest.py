@@ -9,7 +9,9 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-GOLDEN_DIR = os.environ.get("PPIR_GOLDEN_DIR", os.path.join(os.path.dirname(REPO), "shared", "golden"))
+# Outputs of the official PyTorch models (tests/fixtures/golden/README.md). They ship with the repo, so every
+# clone checks parity; PPIR_GOLDEN_DIR points the parity tests at another folder of files in the same format.
+GOLDEN_DIR = os.environ.get("PPIR_GOLDEN_DIR") or os.path.join(REPO, "tests", "fixtures", "golden")
 
 
 def golden_files():
@@ -21,24 +23,26 @@ def golden_meta(path):
         return json.loads(str(d["meta/json"]))
 
 
+def golden_file(name):
+    """Path of one golden file; the repo ships them, so a missing one is a broken checkout, not a skip."""
+    path = os.path.join(GOLDEN_DIR, name)
+    if not os.path.isfile(path):
+        pytest.fail(f"golden fixture {path} is missing (tests/fixtures/golden/README.md says how it is made)")
+    return path
+
+
 @pytest.fixture(scope="session")
 def require_golden():
-    """The golden fixtures live beside the repo (../shared/golden); CI must have them, a user may not."""
     if not golden_files():
-        msg = f"no golden fixtures in {GOLDEN_DIR} (set PPIR_GOLDEN_DIR)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+        pytest.fail(f"no golden fixtures in {GOLDEN_DIR} (tests/fixtures/golden/README.md)")
 
 
 def tiny_hinet():
-    """HINet at width 8 in eval mode, with the golden weights when they are there (else Paddle's init)."""
+    """HINet at width 8 in eval mode, with the official model's (PyTorch-initialised) weights from the golden file."""
     import ppir
 
     model = ppir.build_model(os.path.join(REPO, "configs", "hinet_sidd_0.5x.yml"), ["model.wf=8"])
-    golden = os.path.join(GOLDEN_DIR, "hinet_wf8.npz")
-    if os.path.isfile(golden):
-        ppir.load_weights(model, golden)
+    ppir.load_weights(model, golden_file("hinet_wf8_perturbed.npz"))
     model.eval()
     return model
 

@@ -14,7 +14,7 @@ import pytest
 
 import ppir
 
-from conftest import golden_files, golden_meta, run_tool
+from conftest import golden_file, golden_files, golden_meta, run_tool
 from torch_format import official_checkpoint, write_torch_zip
 
 CONFIG_FOR = {"HINet": "configs/hinet_sidd_1x.yml", "MIMOUNet": "configs/mimo_unet_gopro.yml",
@@ -57,10 +57,8 @@ def test_official_checkpoint_converts_and_reproduces_outputs(require_golden, tmp
 
 @pytest.fixture
 def hinet_case(require_golden, tmp_path):
-    paths = [p for p in golden_files() if os.path.basename(p) == "hinet_wf8_perturbed.npz"]
-    if not paths:
-        pytest.skip("hinet_wf8_perturbed.npz is not among the golden fixtures")
-    return golden_meta(paths[0]), torch_state(paths[0])
+    path = golden_file("hinet_wf8_perturbed.npz")
+    return golden_meta(path), torch_state(path)
 
 
 def test_missing_key_fails_by_name_and_writes_nothing(hinet_case, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 import ppir
 
-from conftest import golden_files, golden_meta
+from conftest import golden_file, golden_files, golden_meta
 
 ATOL = RTOL = 1e-5
 # MIMO-UNetPlus at equal num_res has the same keys and (in eval) the same outputs as MIMO-UNet.
@@ -50,18 +50,23 @@ def test_golden_outputs(require_golden, path, arch, kwargs):
                 np.testing.assert_allclose(got, want, atol=ATOL, rtol=RTOL, err_msg=f"{path}: {key}")
 
 
-def test_perturbed_files_really_test_the_renames(require_golden):
-    """Loading a perturbed file with InstanceNorm/PReLU left at their defaults must fail the comparison."""
-    path = [p for p in golden_files() if "hinet_wf8_perturbed" in p]
-    if not path:
-        pytest.skip("hinet_wf8_perturbed.npz not present")
-    meta = golden_meta(path[0])
+@pytest.mark.parametrize("name,suffix,default,final", [
+    ("hinet_wf8_perturbed.npz", "norm.scale", 1.0, 1),  # InstanceNorm weight -> scale
+    ("mirnet_f8_rrg2_msrb2_perturbed.npz", "_weight", 0.25, 0),  # PReLU weight -> _weight
+])
+def test_perturbed_files_really_test_the_renames(name, suffix, default, final):
+    """A perturbed file loaded and then reset to the layer's default init must fail the comparison: the renamed
+    parameters carry signal, so a converter that dropped them could not pass test_golden_outputs."""
+    path = golden_file(name)
+    meta = golden_meta(path)
     model = ppir.build_model({"type": meta["arch"], **meta["constructor_kwargs"]})
-    ppir.load_weights(model, path[0])
-    for name, p in model.named_parameters():
-        if name.endswith("norm.scale"):
-            p.set_value(np.ones(p.shape, "float32"))
+    ppir.load_weights(model, path)
+    reset = [p for n, p in model.named_parameters() if n.endswith(suffix)]
+    assert reset
+    for p in reset:
+        p.set_value(np.full(p.shape, default, "float32"))
     model.eval()
-    with np.load(path[0]) as d, paddle.no_grad():
-        got = model(paddle.to_tensor(d["input/0"]))[1].numpy()
-        assert np.abs(got - d["output/0/1"]).max() > 1e-3
+    with np.load(path) as d, paddle.no_grad():
+        outs = model(paddle.to_tensor(d["input/0"]))
+        got = (outs if isinstance(outs, (list, tuple)) else [outs])[final].numpy()
+        assert np.abs(got - d[f"output/0/{final}"]).max() > 1e-3

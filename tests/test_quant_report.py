@@ -16,6 +16,12 @@ from ppir.quant import EvalResult, calibration_inputs, markdown_table
 from conftest import REPO, export_tiny_hinet
 
 TOOL = os.path.join(REPO, "tools", "quant_report.py")
+# fp16 keeps 11 significant bits: one rounding moves an output in [0, 1] by at most 2^-12, an eighth of an 8-bit
+# step, so what reaches the 8-bit image is an occasional +-1 where a value sat near a rounding boundary, plus what
+# the network's depth accumulates. Allowing a mean squared change of 2 steps^2 (every pixel off by one, and then
+# some) gives 10*log10(255^2 / 2) = 45.1 dB. The network has the official model's initialisation (golden weights),
+# so its outputs have the magnitude of a real restorer's, not the exploding ones of Paddle's default init.
+FP16_MIN_FIDELITY = 10 * np.log10(255.0 ** 2 / 2)
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +70,7 @@ def test_quant_report_tiny_model(tiny_export, pairs_dir, tmp_path):
     psnr = {k: float(v[1]) for k, v in rows.items()}
     fidelity = {k: float(v[5]) for k, v in rows.items() if k in ("fp16", "int8")}
     assert all(np.isfinite(list(psnr.values())))
-    assert fidelity["fp16"] > 45  # fp16 barely moves the 8-bit output
+    assert fidelity["fp16"] > FP16_MIN_FIDELITY
     assert 20 < fidelity["int8"] < fidelity["fp16"]  # int8 moves it more, but stays close
     assert abs(psnr["int8"] - psnr["fp32"]) < 3 and abs(psnr["fp16"] - psnr["fp32"]) < 0.1
     for k in ("fp32", "fp16", "int8"):
