@@ -3,7 +3,9 @@
 The weights go through the same loader users use (`ppir.load_weights`, name mapping included), so this also
 checks the converter's rules (InstanceNorm scale, PReLU _weight, MIRNet aliases and blur buffers).
 """
+import hashlib
 import os
+import re
 
 import numpy as np
 import paddle
@@ -11,7 +13,7 @@ import pytest
 
 import ppir
 
-from conftest import golden_file, golden_files, golden_meta
+from conftest import REPO, golden_file, golden_files, golden_meta
 
 ATOL = RTOL = 1e-5
 # MIMO-UNetPlus at equal num_res has the same keys and (in eval) the same outputs as MIMO-UNet.
@@ -48,6 +50,19 @@ def test_golden_outputs(require_golden, path, arch, kwargs):
                 got, want = outs[j].numpy(), d[key]
                 assert got.shape == want.shape, key
                 np.testing.assert_allclose(got, want, atol=ATOL, rtol=RTOL, err_msg=f"{path}: {key}")
+
+
+def test_shipped_fixtures_are_the_documented_files():
+    """The fixtures ship with the repo (so a clone with nothing beside it checks parity) and are the files whose
+    sha256 the fixture README lists."""
+    here = os.path.join(REPO, "tests", "fixtures", "golden")
+    table = re.findall(r"^\| `(\S+\.npz)` \| [\d,]+ \| `([0-9a-f]{64})` \|$",
+                       open(os.path.join(here, "README.md"), encoding="utf-8").read(), re.M)
+    assert len(table) == 4
+    for name, digest in table:
+        with open(os.path.join(here, name), "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == digest, name
+    assert sorted(n for n, _ in table) == sorted(n for n in os.listdir(here) if n.endswith(".npz"))
 
 
 @pytest.mark.parametrize("name,suffix,default,final", [

@@ -61,6 +61,8 @@ def test_quick_start_is_two_commands_and_the_second_is_what_ci_runs():
                         "python -m pip install -r requirements-dev.txt && bash tests/run_all.sh"], readme
     ci = [ln.strip() for ln in open(os.path.join(REPO, ".ci", "run"), encoding="utf-8")]
     assert "python -m pip install -r requirements-dev.txt && bash tests/run_all.sh" in ci
+    # ... in a copy of the checkout with nothing beside it, as a user's clone is
+    assert ci.index('cd "$work/ppir"') < ci.index("python -m pip install -r requirements-dev.txt && bash tests/run_all.sh")
     dev = [ln.strip() for ln in open(os.path.join(REPO, "requirements-dev.txt"), encoding="utf-8")]
     assert "-r requirements.txt" in dev
 
