@@ -3,7 +3,7 @@
 Metrics are registered in `METRICS` and called as ``metric(restored, gt) -> float`` on H x W x 3 RGB images
 (float in [0, 1], or uint8, which is divided by 255). Every metric works in this order:
 
-1. **clip** both images to [0, 1]. ppir always clamps (reference/datasets_and_metrics.md §0.5): HINet's SIDD
+1. **clip** both images to [0, 1]. ppir always clamps (as the official test scripts clamp outside the model): HINet's SIDD
    evaluation scores the raw output and picks the PSNR peak from the data (1 or 255), which inflates blocks
    whose output exceeds 1; ppir uses a fixed data range of 1 instead.
 2. with `round_uint8`, **round** both to the 256 uint8 levels (``round(x * 255) / 255``, half to even like

@@ -1,6 +1,7 @@
 """Model size and compute: parameter counts and the multiply-accumulates (MACs) of one forward pass.
 
-What is counted are "true MACs" as `../shared/reference/models.md` §3 defines them, from forward hooks on
+What is counted are "true MACs" (one multiply-accumulate of a learned layer = 1; fixed resampling, norms and
+activations are not counted; docs/models/*.md compare them with the published figures), from forward hooks on
 the learned layers, once per call (a layer used twice, like MIRNet's shared DAUs and SKFF[0], counts twice):
 
 * `nn.Conv2D`: output elements x Cin/groups x kh x kw;

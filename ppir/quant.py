@@ -1,10 +1,11 @@
-"""Reduced-precision ONNX models and their accuracy: the CPU reproduction of the seed's fp32/fp16/int8 tables.
+"""Reduced-precision ONNX models and their accuracy: the CPU reproduction of VastModelZOO's
+fp32/fp16/int8 tables.
 
 * fp16: ``onnxruntime.transformers.float16.convert_float_to_float16(keep_io_types=True)`` (inputs and outputs
   stay float32, so every runner feeds it unchanged). onnxconverter-common's converter writes models ONNX Runtime
-  refuses (reference/paddle_stack.md §5) and is not used.
+  refuses to load (checked with onnxruntime 1.31) and is not used.
 * int8: ONNX Runtime static quantization (``quantize_static``), QDQ format, per-channel int8 weights, uint8
-  activations, **percentile** calibration (the seed VACC recipes' ``calibrate_mode: percentile``) on a calibration
+  activations, **percentile** calibration (VastModelZOO's VACC build recipes' ``calibrate_mode: percentile``) on a calibration
   subset: center crops of a fixed size of the degraded images, padded like the runners pad.
   ``quant_pre_process`` fails on these graphs (incomplete symbolic shape inference), but its essential step is
   needed: paddle2onnx stores the weights as ``Constant`` nodes behind ``Identity`` nodes, which the quantizer

@@ -1,7 +1,7 @@
 """MAC counting (ppir.profiling), tools/model_info.py, and the numbers docs/models/*.md print.
 
 * The proxy count (run at H/k x W/k, scale by k^2) is exact: it equals the direct count.
-* The counter reproduces the reference's true MACs of the official code (../shared/reference/models.md §3).
+* The counter reproduces the true MACs counted on the official PyTorch code (figures in docs/models/*.md).
 * Every table row in docs/models/*.md equals what the code computes, so the docs cannot drift.
 (Parameter counts of the paper configs are tests/test_param_counts.py's.)
 """
@@ -119,7 +119,7 @@ def test_default_shapes():
 
 
 # ------------------------------------------------------------------------------- the reference's true MACs
-REFERENCE = [  # config, total G, conv G, transposed conv G (models.md §3, official code at the seed shapes)
+REFERENCE = [  # config, total G, conv G, transposed conv G (counted on the official code at the seed shapes)
     ("configs/hinet_sidd_0.5x.yml", 39.542, 38.468, 1.074),
     ("configs/hinet_sidd_1x.yml", 157.601, 153.306, 4.295),
     ("configs/mimo_unet_gopro.yml", 224.061, 220.286, 3.775),

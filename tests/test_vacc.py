@@ -293,7 +293,7 @@ def test_build_configs(tmp_path, fixed_export):
                         os.path.join(fixed_export, "model.onnx"), "--out_dir", str(out)],
                        capture_output=True, text=True, timeout=120, cwd=REPO)
     assert r.returncode == 2 and "--input-shape 1,3,256,256" in r.stderr and "Traceback" not in r.stderr
-    # MIMO-UNet must be the bilinear export (the seed recipe's resize_mode)
+    # MIMO-UNet must be the bilinear export (VastModelZOO's recipe's resize_mode)
     for mode, ok in (("nearest", False), ("bilinear", True)):
         folder = tmp_path / f"mimo_{mode}"
         folder.mkdir()

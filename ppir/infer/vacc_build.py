@@ -7,11 +7,11 @@ build_in/build/official_pairlie.yaml``)::
     name / frontend {shape, type: onnx, checkpoint, dtype: fp32} / backend {type: tvm_vacc, dtype, compile,
     quantize {calibrate_mode, quantize_per_channel}} / dataset {type: tvm, path, sampler, process_ops} / workspace
 
-fp16 needs no dataset; int8 is calibrated (percentile by default, as the seed recipes) on images written by
+fp16 needs no dataset; int8 is calibrated (percentile by default, as VastModelZOO's recipes) on images written by
 `make_calibration_set`: already resized to the compiled shape with the runner's own pre-processing
 (`ppir.infer.vacc.preprocess`), so vamc's Resize is an identity and calibration sees exactly what inference sees.
 
-Presets hold the seed recipes' shapes: HINet 3x256x256 (SIDD), MIMO-UNet 3x360x640 (GoPro), the latter exported
+Presets hold VastModelZOO's recipe shapes: HINet 3x256x256 (SIDD), MIMO-UNet 3x360x640 (GoPro), the latter exported
 with ``model.resize_mode=bilinear`` (VastAI switched MIMO-UNet's resampling to bilinear because nearest hit a
 VDSP size limit in int8 at 360x640; ppir's bilinear variant changes numerics, so it is a separate export).
 """
@@ -31,11 +31,11 @@ PRESETS = {
     "hinet_sidd": {
         "model": "HINet", "config": "configs/hinet_sidd_0.5x.yml", "overrides": [], "shape": (256, 256),
         "weights": "HINet-SIDD-0.5x.pth", "calib_num": 100,
-        "calib_hint": "SIDD validation noisy crops; the seed recipe calibrates on 100", "note": ""},
+        "calib_hint": "SIDD validation noisy crops; VastModelZOO calibrates on 100", "note": ""},
     "mimo_unet_gopro": {
         "model": "MIMOUNet", "config": "configs/mimo_unet_gopro.yml", "overrides": ["model.resize_mode=bilinear"],
         "shape": (360, 640), "weights": "MIMO-UNet.pkl", "calib_num": 50,
-        "calib_hint": "GoPro test blurred frames; the seed recipe calibrates on 50",
+        "calib_hint": "GoPro test blurred frames; VastModelZOO calibrates on 50",
         "note": "resize_mode: bilinear (model.resize_mode=bilinear at export). VastAI switched MIMO-UNet's resampling "
                 "to bilinear because nearest hit a VDSP size limit in int8 at 360x640; it changes numerics, so it is "
                 "a separate export, not the official network"},
@@ -201,7 +201,7 @@ def build_config_main(argv=None, prog: str | None = None) -> int:
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Write the VastAI vamc build configs (one per precision: fp16, int8 with percentile "
                     "calibration) and the vdsp pre-processing JSON for an ONNX export of fixed input shape.",
-        epilog="Presets (seed recipes): " + "; ".join(f"{k}: {v['model']} {v['shape'][0]}x{v['shape'][1]}"
+        epilog="Presets (VastModelZOO recipes): " + "; ".join(f"{k}: {v['model']} {v['shape'][0]}x{v['shape'][1]}"
                                                        + (f" ({' '.join(v['overrides'])})" if v["overrides"] else "")
                                                        for k, v in PRESETS.items())
                + "\n\nExample:\n  python deploy/vacc/build_config.py --preset hinet_sidd --onnx "
@@ -211,7 +211,7 @@ def build_config_main(argv=None, prog: str | None = None) -> int:
                    help="ONNX model to compile (tools/export_onnx.py output, e.g. "
                         "inference/hinet_sidd_vacc/model.onnx); checked when it exists, written into the config "
                         "as given")
-    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="seed recipe: name, shape, calibration size")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="VastModelZOO recipe: name, shape, calibration size")
     p.add_argument("--name", default=None, help="config name prefix (default: the preset's name)")
     p.add_argument("--shape", default=None, metavar="HxW", help="compiled input size (default: the preset's)")
     p.add_argument("--input_name", default="x", help="ONNX input name (default: %(default)s, ppir's)")
@@ -224,7 +224,7 @@ def build_config_main(argv=None, prog: str | None = None) -> int:
     p.add_argument("--workspace", default="./deploy_weights", help="vamc output folder (default: %(default)s)")
     p.add_argument("--out_dir", default="deploy/vacc/build", help="where to write the configs (default: %(default)s)")
     p.add_argument("--allow_nearest", action="store_true",
-                   help="accept a MIMO-UNet export with nearest resampling (the seed recipe needs bilinear)")
+                   help="accept a MIMO-UNet export with nearest resampling (VastModelZOO's recipe needs bilinear)")
     args = p.parse_args(argv)
     preset = PRESETS.get(args.preset) or {}
     name = args.name or args.preset
