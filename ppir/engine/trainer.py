@@ -425,6 +425,7 @@ class Trainer:
         try:
             log = TrainLogger(self.output_dir, self.total_iters, self.start_iter, o.log_interval,
                               enabled=self.is_main, progress=self.progress)
+            self._output_id = self._folder_id()
         except OSError as e:
             raise self._write_failure(e) from None
         try:
@@ -438,6 +439,22 @@ class Trainer:
             raise
         finally:
             log.close()
+
+    def _folder_id(self):
+        st = os.stat(self.output_dir)
+        return st.st_dev, st.st_ino
+
+    def _check_output_dir(self) -> None:
+        """Stop when the output folder was removed (or replaced) under the run: the writes would otherwise
+        recreate it (VisualDL, the checkpoint writer) and quietly build a run without its earlier checkpoints."""
+        try:
+            same = self._folder_id() == self._output_id
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise TrainingError(f"the output folder {self.output_dir} was removed or replaced during training; "
+                                f"training stopped after iteration {self._done} (the checkpoints and train.log "
+                                f"in it went with it)")
 
     def _write_failure(self, e: OSError) -> TrainingError:
         what = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else f"{type(e).__name__}: {e}"
@@ -515,6 +532,8 @@ class Trainer:
             last = done == self.total_iters
             val_now = self.val_set is not None and ((self.val_every and done % self.val_every == 0) or last)
             save_now = val_now or last or (self.save_every and done % self.save_every == 0)
+            if (val_now or save_now) and self.is_main:
+                self._check_output_dir()
             is_best = False
             if val_now:
                 if self.is_main:
