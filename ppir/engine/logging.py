@@ -5,7 +5,8 @@ Only rank 0 logs (the others get a disabled logger). Everything lands in the run
     train.log       text, appended across resumes: the config, every `log_interval` steps (loss, lr, speed,
                     ETA), every validation, warnings and the end of the run
     metrics.jsonl   one JSON object per validation: {"iter", "epoch", "time", "metrics": {...}, "input": {...},
-                    "best": {"metric", "value", "iter"}, "is_best"}
+                    "best": {"metric", "value", "iter"}, "is_best"}; a resumed run first drops the records after
+                    its checkpoint (it validates those iterations again), so each iteration has one record
     vdl/            VisualDL scalars: train/loss, train/lr, val/<metric> (view: visualdl --logdir <output_dir>/vdl)
 
 VisualDL (`visualdl==2.5.3`) is optional: if it cannot be imported, the run says so once and logs without it.

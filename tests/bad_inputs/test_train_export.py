@@ -385,17 +385,22 @@ def test_export_onnx_check_only_on_a_corrupt_model_is_one_line(export_dir, tmp_p
     assert onnx_file.read_bytes() == CORRUPT_ONNX[kind]  # not renamed, not rewritten
 
 
-# ------------------------------------------------------------------------------------------ ONNX Runtime runner
-@pytest.mark.parametrize("kind", sorted(CORRUPT_ONNX))
-def test_onnxruntime_runner_with_a_corrupt_model_exits_2_with_one_line(export_dir, tmp_path, kind):
-    import subprocess
-
-    import cv2
-
+# ------------------------------------------------------------------------------- ONNX Runtime runner and server
+def corrupt_deploy_dir(export_dir, tmp_path, kind):
     model_dir = tmp_path / "deploy"
     model_dir.mkdir()
     shutil.copy(os.path.join(export_dir, "inference.yml"), model_dir)
     (model_dir / "model.onnx").write_bytes(CORRUPT_ONNX[kind])
+    return model_dir
+
+
+def test_onnxruntime_runner_with_a_corrupt_model_exits_2_with_one_line(export_dir, tmp_path):
+    import subprocess
+
+    import cv2
+
+    kind = "truncated"  # both kinds go through the same backend code (test_export_onnx_check_only_* has both)
+    model_dir = corrupt_deploy_dir(export_dir, tmp_path, kind)
     images = tmp_path / "images"
     images.mkdir()
     cv2.imwrite(str(images / "a.png"), np.zeros((16, 16, 3), np.uint8))
@@ -407,3 +412,15 @@ def test_onnxruntime_runner_with_a_corrupt_model_exits_2_with_one_line(export_di
     assert str(model_dir / "model.onnx") in line and "not a readable ONNX model" in line
     assert (model_dir / "model.onnx").read_bytes() == CORRUPT_ONNX[kind]
     assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
+
+
+def test_onnxruntime_server_with_a_corrupt_model_exits_2_with_one_line(export_dir, tmp_path):
+    import subprocess
+
+    model_dir = corrupt_deploy_dir(export_dir, tmp_path, "garbage")
+    cmd = [sys.executable, os.path.join(REPO, "deploy", "serving", "server.py"), "--backend", "onnxruntime",
+           "--model_dir", str(model_dir), "--port", "0"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
+    line = one_error(r.stderr)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert str(model_dir / "model.onnx") in line and "not a readable ONNX model" in line
