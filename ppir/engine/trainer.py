@@ -425,7 +425,7 @@ class Trainer:
         try:
             log = TrainLogger(self.output_dir, self.total_iters, self.start_iter, o.log_interval,
                               enabled=self.is_main, progress=self.progress)
-            self._output_id = self._folder_id()
+            self._output_id = self._folder_id() if self.is_main else None  # only rank 0 writes (and made it)
         except OSError as e:
             raise self._write_failure(e) from None
         try:

@@ -174,16 +174,27 @@ def test_read_only_folders_are_refused_up_front_simulated(tmp_path, monkeypatch)
         check_save_file(str(ro / "m.onnx"))
 
 
-def test_resume_after_interruption_keeps_one_metrics_record_per_validation(trained, tmp_path, capsys):
-    # What a SIGKILL between validation 3 and the rename of checkpoint 3 leaves: metrics.jsonl has the record of
-    # iteration 3, `latest` is checkpoint 2, and checkpoint 3 is a temporary folder.
-    cfg = copy_run(trained, tmp_path)
-    run_dir = tmp_path / "run"
+def _killed_before_checkpoint_3(run_dir):
+    """What a SIGKILL between validation 3 and the rename of checkpoint 3 leaves: metrics.jsonl has the record of
+    iteration 3, `latest` is checkpoint 2, and checkpoint 3 is still a temporary folder. Resume with no path."""
     os.replace(run_dir / "checkpoints" / "iter_00000003", run_dir / "checkpoints" / ".tmp-iter_00000003-x")
     os.remove(run_dir / "latest")
     os.symlink(os.path.join("checkpoints", "iter_00000002"), run_dir / "latest")
+    return []
+
+
+def _older_checkpoint(run_dir):
+    """Resuming a finished run from its checkpoint 2 (3 steps, a checkpoint after each): step 3 is replayed."""
+    return [run_dir / "checkpoints" / "iter_00000002"]
+
+
+@pytest.mark.parametrize("interrupt", [_killed_before_checkpoint_3, _older_checkpoint], ids=["killed", "older"])
+def test_resume_keeps_one_metrics_record_per_validation(trained, tmp_path, capsys, interrupt):
+    cfg = copy_run(trained, tmp_path)
+    run_dir = tmp_path / "run"
+    resume_from = interrupt(run_dir)
     assert iterations(run_dir) == [1, 2, 3]
-    code, err = tool(capsys, "train", "-c", cfg, "--no-progress", "--resume")
+    code, err = tool(capsys, "train", "-c", cfg, "--no-progress", "--resume", *resume_from)
     assert code == 0, err
     assert iterations(run_dir) == [1, 2, 3]  # iteration 3 validated again, recorded once
     assert "at iteration 2" in err and "dropped 1 record(s) after iteration 2" in err
