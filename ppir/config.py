@@ -156,6 +156,20 @@ def load_config(path_or_dict, overrides: Iterable[str] | None = None) -> Config:
     return cfg
 
 
+def require_sections(cfg: Config, sections: Iterable[str], purpose: str) -> None:
+    """ConfigError unless `cfg` has every section `purpose` (e.g. "training") needs; an empty config is said to
+    be empty, rather than surfacing as whatever default of a missing section happens to be checked first."""
+    sections = list(sections)
+    needed = (f"{purpose} needs the section{'s' if len(sections) > 1 else ''} {', '.join(sections)} "
+              f"(e.g. configs/demo/hinet_synthetic.yml)")
+    if not any(v is not None for v in cfg.values()):
+        raise ConfigError(f"{cfg.source}: the config is empty; {needed}")
+    missing = [s for s in sections if cfg.get(s) is None]
+    if missing:
+        raise ConfigError(f"{cfg.source}: no {', '.join(missing)} section{'s' if len(missing) > 1 else ''}; "
+                          f"{needed}")
+
+
 # ----------------------------------------------------------------------------------------------- validation
 def _type_ok(value, default) -> bool:
     """Is `value` acceptable where the constructor's default is `default`?"""

@@ -27,6 +27,7 @@ import yaml
 from .config import register_section
 from .errors import PPIRError
 from .infer.pipeline import ROUNDINGS
+from .paths import output_dir_problem, output_file_problem
 
 MODEL_FILENAME = "inference.json"
 PARAMS_FILENAME = "inference.pdiparams"
@@ -154,6 +155,20 @@ def write_deploy_info(info: DeployInfo, model_dir: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------- export
+def check_save_dir(save_dir: str) -> None:
+    """ExportError (one line, naming the path) unless the export folder can be created and written."""
+    problem = output_dir_problem(save_dir)
+    if problem:
+        raise ExportError(f"--save-dir: {problem}")
+
+
+def check_save_file(save_file: str) -> None:
+    """ExportError (one line, naming the path) unless the ONNX file can be written."""
+    problem = output_file_problem(save_file)
+    if problem:
+        raise ExportError(f"--save_file: {problem}")
+
+
 def parse_input_shape(text: str | Sequence[int] | None) -> list | None:
     """'1,3,256,256' -> [1, 3, 256, 256]; None/'' -> None (dynamic). ConfigError-like ExportError on junk."""
     if text is None or text == "":
@@ -196,6 +211,7 @@ def export_model(model, save_dir: str, input_shape: Sequence[int] | None = None,
         raise ExportError(f"--input-shape: {problem}")
     spec_shape = shape or [None, channels, None, None]
 
+    check_save_dir(save_dir)
     os.makedirs(save_dir, exist_ok=True)
     net = FinalOutput(model)
     net.eval()
@@ -249,6 +265,7 @@ def run_paddle2onnx(model_dir: str, save_file: str, opset_version: int = 13, mod
         if not os.path.isfile(os.path.join(model_dir, name)):
             raise ExportError(f"{os.path.join(model_dir, name)}: no such file; export the model first "
                               f"(tools/export_model.py)")
+    check_save_file(save_file)
     if os.path.exists(save_file):
         os.remove(save_file)
     if in_process:
@@ -282,9 +299,12 @@ def run_paddle2onnx(model_dir: str, save_file: str, opset_version: int = 13, mod
 
 def check_onnx_dynamic(onnx_path: str, info: DeployInfo) -> None:
     """The ONNX input must be named like the Paddle input and keep H and W dynamic unless exported fixed."""
-    import onnx
+    from .infer.backends import BackendError, read_onnx_model
 
-    model = onnx.load(onnx_path, load_external_data=False)
+    try:
+        model = read_onnx_model(onnx_path)
+    except BackendError as e:
+        raise ExportError(str(e)) from None
     inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
     if len(inputs) != 1 or inputs[0].name != info.input_name:
         raise ExportError(f"{onnx_path}: expected one input named {info.input_name!r}, got "

@@ -44,22 +44,31 @@ def main(argv=None):
     from ppir.engine.evaluator import evaluate, format_table, write_json
     from ppir.engine.options import TrainOptions, ValOptions, options_from
     from ppir.engine.trainer import build_dataset
+    from ppir.config import require_sections
     from ppir.errors import ConfigError
     from ppir.metrics import MetricSet
+    from ppir.paths import output_dir_problem, output_file_problem
 
     cfg = ppir.load_config(args.config, flat_overrides(args))
+    require_sections(cfg, ("model", "datasets"), "evaluation")
     vopt = options_from(cfg, "val", ValOptions)
     name = args.dataset or vopt.dataset
     if not name:
         raise ConfigError(f"{cfg.source}: no dataset to evaluate: pass --dataset or set val.dataset")
-    dataset = build_dataset(cfg, name)
-    metrics = MetricSet(cfg.get("metrics") or [{"type": "PSNR"}, {"type": "SSIM"}])
-    model = ppir.build_model(cfg)
-    report = ppir.load_weights(model, args.weights)
     out_dir = args.output
     if not out_dir:
         train_dir = (cfg.get("train") or {}).get("output_dir") or TrainOptions.output_dir
         out_dir = os.path.join(train_dir, "eval")
+    # the results are written after the whole evaluation: find an unwritable destination before it
+    for flag, problem in (("--output" if args.output else "results folder (<train.output_dir>/eval; see --output)",
+                           output_dir_problem(out_dir)),
+                          ("--json", args.json and output_file_problem(args.json))):
+        if problem:
+            raise ConfigError(f"{flag}: {problem}")
+    dataset = build_dataset(cfg, name)
+    metrics = MetricSet(cfg.get("metrics") or [{"type": "PSNR"}, {"type": "SSIM"}])
+    model = ppir.build_model(cfg)
+    report = ppir.load_weights(model, args.weights)
     save_images = args.save_images if args.save_images is not None else vopt.save_images
     max_images = args.max_images if args.max_images is not None else vopt.max_images
     res = evaluate(model, dataset, metrics, tile=vopt.tile, tile_overlap=vopt.tile_overlap, grids=vopt.grids,

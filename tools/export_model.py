@@ -49,11 +49,14 @@ def main(argv=None):
     import numpy as np
 
     import ppir
-    from ppir.export import (ExportError, check_input_shapes, export_model, max_rel_diff, model_source,
-                             parse_input_shape, read_deploy_info)
+    from ppir.config import require_sections
+    from ppir.export import (ExportError, check_input_shapes, check_save_dir, export_model, max_rel_diff,
+                             model_source, parse_input_shape, read_deploy_info)
 
     overrides = flat_overrides(args)
     cfg = ppir.load_config(args.config, overrides)  # validates the export: section too (ppir.export registers it)
+    require_sections(cfg, ("model",), "an export")
+    check_save_dir(args.save_dir)  # before building and loading anything
     section = dict(cfg.get("export") or {})
     model = ppir.build_model(cfg)
     ppir.load_weights(model, args.weights)

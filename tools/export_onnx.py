@@ -45,10 +45,13 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from ppir.export import ExportError, load_paddle_program, read_deploy_info, run_paddle2onnx, verify_onnx
+    from ppir.export import (ExportError, check_save_file, load_paddle_program, read_deploy_info, run_paddle2onnx,
+                             verify_onnx)
 
     save_file = args.save_file or os.path.join(args.model_dir, "model.onnx")
     read_deploy_info(args.model_dir)  # fail early, with one line, on a folder that is not an export
+    if not args.check_only:
+        check_save_file(save_file)  # else paddle2onnx fails late, with a warning that does not name the path
     # paddle2onnx converts even a truncated .pdiparams without complaint: make sure Paddle can load the export
     load_paddle_program(args.model_dir, args.model_filename, args.params_filename)
     if args.check_only:

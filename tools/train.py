@@ -11,7 +11,9 @@ Examples:
 
 Outputs (in train.output_dir): checkpoints/, latest and best (checkpoint folders; their model.pdparams works
 with --weights of predict.py/eval.py/export), train.log, metrics.jsonl, config.yml, vdl/ (VisualDL).
-A missing dataset or a bad config key is one line on stderr and exit code 2; a diverged loss exits with 1.
+A missing dataset, a bad config key or an unwritable output_dir is one line on stderr and exit code 2; a diverged
+loss, or outputs that cannot be written any more mid-run, stop the run with one line (also in train.log) and exit 1.
+--resume without a usable `latest` (deleted, incomplete) continues from the newest complete checkpoint, with a warning.
 """
 import argparse
 import os

@@ -297,6 +297,65 @@ def resolve_checkpoint(path: str) -> str:
     return os.path.realpath(path)
 
 
+def _missing_file(folder: str) -> str | None:
+    """The first checkpoint file `folder` lacks (None when it is a complete checkpoint)."""
+    return next((n for n in (STATE_FILE, MODEL_FILE, OPTIM_FILE) if not os.path.isfile(os.path.join(folder, n))),
+                None)
+
+
+def newest_complete_checkpoint(output_dir: str) -> str | None:
+    """The highest-numbered complete folder in `<output_dir>/checkpoints` (None when there is none)."""
+    folder = os.path.join(output_dir, CKPT_DIR)
+    names = sorted((n for n in os.listdir(folder) if n.startswith("iter_")), reverse=True) \
+        if os.path.isdir(folder) else []
+    return next((os.path.join(folder, n) for n in names if _missing_file(os.path.join(folder, n)) is None), None)
+
+
+def _run_dir_of(path: str) -> tuple[str | None, bool]:
+    """(the run's output_dir that `path` belongs to or is, whether `path` named the run rather than one
+    checkpoint folder): a run dir or its `latest` link stand for "the newest checkpoint"."""
+    path = os.path.abspath(path)
+    if os.path.basename(path) == "latest":
+        return os.path.dirname(path), True
+    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, STATE_FILE)) and \
+            os.path.basename(os.path.dirname(path)) != CKPT_DIR:
+        return path, True
+    if os.path.basename(os.path.dirname(path)) == CKPT_DIR:
+        return os.path.dirname(os.path.dirname(path)), False
+    if os.path.basename(path) == "best":
+        return os.path.dirname(path), False
+    return None, False
+
+
+def find_resume_checkpoint(path: str) -> tuple[str, str | None]:
+    """The checkpoint `--resume <path>` continues from, and a warning when it is not the one `path` names.
+
+    `path` naming a run (its output_dir or its `latest` link) whose `latest` is missing, dangling (the folder
+    was deleted) or incomplete falls back to the newest complete checkpoint of the run, with a warning. A
+    checkpoint folder named explicitly must be complete; the error then names the newest complete one."""
+    path = os.fspath(path)
+    run_dir, names_run = _run_dir_of(path)
+    asked = os.path.join(run_dir, "latest") if names_run else path
+    if os.path.isdir(asked) and _missing_file(asked) is None:
+        return os.path.realpath(asked), None
+    if os.path.islink(asked) and not os.path.exists(asked):
+        why = f"{asked} points to {os.readlink(asked)}, which no longer exists"
+    elif not os.path.lexists(asked):
+        why = f"there is no {asked}"
+    elif not os.path.isdir(asked):
+        why = f"{asked} is not a checkpoint folder"
+    else:
+        why = f"{asked} is an incomplete checkpoint ({_missing_file(asked)} is missing)"
+    newest = newest_complete_checkpoint(run_dir) if run_dir else None
+    if newest is None:
+        tail = f", and {os.path.join(run_dir, CKPT_DIR)} holds no complete checkpoint" if run_dir else ""
+        raise CheckpointError(f"nothing to resume: {why}{tail}; start the run without --resume")
+    if not names_run:
+        raise CheckpointError(f"{why}; the newest complete checkpoint of that run is {newest} "
+                              f"(pass it to --resume)")
+    return os.path.realpath(newest), f"warning: {why}; resuming from the newest complete checkpoint {newest}"
+
+
 def read_state(path: str) -> dict:
     path = resolve_checkpoint(path)
     file = os.path.join(path, STATE_FILE)

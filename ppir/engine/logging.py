@@ -5,7 +5,8 @@ Only rank 0 logs (the others get a disabled logger). Everything lands in the run
     train.log       text, appended across resumes: the config, every `log_interval` steps (loss, lr, speed,
                     ETA), every validation, warnings and the end of the run
     metrics.jsonl   one JSON object per validation: {"iter", "epoch", "time", "metrics": {...}, "input": {...},
-                    "best": {"metric", "value", "iter"}, "is_best"}
+                    "best": {"metric", "value", "iter"}, "is_best"}; a resumed run first drops the records after
+                    its checkpoint (it validates those iterations again), so each iteration has one record
     vdl/            VisualDL scalars: train/loss, train/lr, val/<metric> (view: visualdl --logdir <output_dir>/vdl)
 
 VisualDL (`visualdl==2.5.3`) is optional: if it cannot be imported, the run says so once and logs without it.
@@ -26,6 +27,40 @@ def _fmt_time(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"
     return str(datetime.timedelta(seconds=int(seconds)))
+
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def drop_metrics_after(output_dir: str, iteration: int) -> int:
+    """Remove the validation records of iterations after `iteration` from metrics.jsonl (a resumed run replays
+    them); returns how many. The file is rewritten atomically (temporary file + rename), so an interruption
+    leaves the old or the new file, never a mix. Lines that are not records (e.g. a line torn by a kill) are kept,
+    each on its own line, so the next record is never glued to them."""
+    path = os.path.join(output_dir, METRICS_FILE)
+    if not os.path.isfile(path):
+        return 0
+    with open(path, encoding="utf-8") as f:
+        lines = [line for line in f.read().splitlines() if line.strip()]
+    keep = [line for line in lines if not _record_after(line, iteration)]
+    if len(keep) == len(lines):
+        return 0
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("".join(line + "\n" for line in keep))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return len(lines) - len(keep)
+
+
+def _record_after(line: str, iteration: int) -> bool:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    it = record.get("iter") if isinstance(record, dict) else None
+    return isinstance(it, int) and it > iteration
 
 
 class TrainLogger:
@@ -76,6 +111,16 @@ class TrainLogger:
             print(msg, file=sys.stderr, flush=True)
         self._write(msg)
 
+    def error(self, msg: str) -> None:
+        """The error that ends the run, for train.log only (the CLI prints it on stderr). Never raises: the
+        log may be the very thing that cannot be written."""
+        if not self.enabled:
+            return
+        try:
+            self._write(f"error: {msg}")
+        except (OSError, ValueError):
+            pass
+
     # ------------------------------------------------------------------ training steps
     def step(self, iteration: int, loss: float, lr: float, epoch: float, extra: dict | None = None) -> None:
         """After step `iteration` (1-based count of steps done)."""
@@ -121,19 +166,22 @@ class TrainLogger:
                 self.vdl.add_scalar(f"val/{k}", v, iteration)
         record = {"iter": iteration, "epoch": round(epoch, 4), "time": time.time(), "metrics": metrics,
                   "input": input_metrics or {}, "images": count, "best": best, "is_best": is_best}
-        with open(os.path.join(self.output_dir, "metrics.jsonl"), "a", encoding="utf-8") as f:
+        with open(os.path.join(self.output_dir, METRICS_FILE), "a", encoding="utf-8") as f:
             f.write(json.dumps(record, allow_nan=True) + "\n")
 
     def elapsed(self) -> float:
         return time.time() - self._t0
 
     def close(self) -> None:
+        """Close everything; a failing close (its folder was removed) must not hide the run's own error."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        if self.vdl is not None:
-            self.vdl.close()
-            self.vdl = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        for name in ("vdl", "_log"):
+            handle = getattr(self, name)
+            setattr(self, name, None)
+            if handle is not None:
+                try:
+                    handle.close()
+                except (OSError, ValueError):
+                    pass

@@ -62,7 +62,8 @@ class TrainOptions:
         if self.iters < 0 or self.epochs < 0:
             raise bad("iters" if self.iters < 0 else "epochs", "must be >= 0")
         if self.iters == 0 and self.epochs == 0:
-            raise ConfigError(f"{source}: set train.iters (steps) or train.epochs; both are 0")
+            raise ConfigError(f"{source}: the run has no length: set train.iters (steps) or train.epochs "
+                              f"(neither is above 0)")
         if self.batch_size < 1:
             raise bad("batch_size", f"must be >= 1, got {self.batch_size}")
         if self.num_workers < 0:

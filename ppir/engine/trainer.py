@@ -31,12 +31,13 @@ import warnings
 import numpy as np
 import paddle
 
-from ..config import Config, load_config
+from ..config import Config, load_config, require_sections
 from ..errors import ConfigError, DatasetError, PPIRError
+from ..paths import output_dir_problem
 from ..weights import save_weights
 from ..registry import DATASETS
-from .checkpoint import CheckpointManager, load_checkpoint, resolve_checkpoint, rng_state, set_rng_state
-from .logging import TrainLogger
+from .checkpoint import CheckpointManager, find_resume_checkpoint, load_checkpoint, rng_state, set_rng_state
+from .logging import TrainLogger, drop_metrics_after
 from .optim import build_optimizer_spec, build_scheduler, grad_clip
 from .options import TrainOptions, ValOptions, options_from
 
@@ -206,12 +207,9 @@ class Trainer:
     def __init__(self, cfg, resume=None, progress: bool = True):
         self.cfg = cfg if isinstance(cfg, Config) else load_config(cfg)
         cfg = self.cfg
+        require_sections(cfg, ("model", "datasets", "loss", "train"), "training")
         self.opt = options_from(cfg, "train", TrainOptions)
         self.vopt = options_from(cfg, "val", ValOptions)
-        if cfg.get("model") is None:
-            raise ConfigError(f"{cfg.source}: no 'model' section")
-        if cfg.get("loss") is None:
-            raise ConfigError(f"{cfg.source}: no 'loss' section (e.g. loss: {{type: L1Loss}})")
         o = self.opt
 
         # ---- processes and device
@@ -228,6 +226,9 @@ class Trainer:
         if o.deterministic and self.device != "cpu":
             paddle.set_flags({"FLAGS_cudnn_deterministic": True})
         self.output_dir = os.path.abspath(o.output_dir)
+        problem = output_dir_problem(self.output_dir) if self.is_main else None
+        if problem:  # found now, not as an OSError after the first steps
+            raise ConfigError(f"{cfg.origin('train.output_dir')}: train.output_dir: {problem}")
 
         # ---- data (built first: a missing dataset is reported before anything slow happens)
         self.train_set = build_dataset(cfg, "train")
@@ -250,6 +251,7 @@ class Trainer:
         from ..metrics import MetricSet
 
         self.model = build_model(cfg)
+        self._check_patch_size()
         if o.init == "torch":
             init_like_torch(self.model)
         if o.pretrained:
@@ -302,18 +304,34 @@ class Trainer:
         self.ckpt = CheckpointManager(self.output_dir, o.keep_last) if self.is_main else None
         self.progress = progress
 
+    def _check_patch_size(self) -> None:
+        """Training patches the network cannot take fail inside the first step; refuse them here instead."""
+        from ..models.common import input_channels, shape_problem
+
+        size = int(getattr(self.train_set, "patch_size", 0) or 0)
+        problem = size and shape_problem(self.model, [1, input_channels(self.model), size, size])
+        if problem:
+            key = "datasets.train.patch_size"
+            raise ConfigError(f"{self.cfg.origin(key)}: {key}={size} gives {size}x{size} training patches: {problem}")
+
     # ------------------------------------------------------------------ resume
     def _resume(self, path) -> None:
-        path = resolve_checkpoint(path)
+        path, note = find_resume_checkpoint(path)
+        self._resume_notes = [note] if note else []
         state = load_checkpoint(path, self.model, self.optimizer)
         it = int(state["iteration"])
         run = state.get("run", {})
-        self._resume_notes = []
         for key, now in (("batch_size", self.opt.batch_size), ("seed", self.opt.seed),
                          ("train_samples", self.n_train)):
             if key in run and run[key] != now:
                 self._resume_notes.append(f"warning: {key} was {run[key]} in the checkpoint, now {now}: the run "
                                           f"continues but will not replay an uninterrupted one exactly")
+        if "total_iters" in run and run["total_iters"] != self.total_iters:
+            # the schedule is a closed form of (step, total length): a new length reshapes the rest of it
+            self._resume_notes.append(
+                f"warning: the run was {run['total_iters']} iterations long in the checkpoint, now "
+                f"{self.total_iters} (train.iters / train.epochs): the learning-rate schedule is stretched to the "
+                f"new length, so the run continues but will not replay an uninterrupted one exactly")
         self.scheduler.seek(it)
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
@@ -400,34 +418,80 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> dict:
+        """Run the loop. Any error ends the run with one line (also written to train.log while it can be):
+        an OSError while writing outputs becomes a TrainingError naming the file and the last checkpoint."""
         o = self.opt
-        log = TrainLogger(self.output_dir, self.total_iters, self.start_iter, o.log_interval,
-                          enabled=self.is_main, progress=self.progress)
-        self.last_val = None
+        self._done = self.start_iter
         try:
-            if self.is_main:
-                self._write_config()
-                log.info(f"config {self.cfg.source}: {type(_inner(self.model)).__name__}, "
-                         f"{self.n_train} training samples, batch {o.batch_size} on {self.world} "
-                         f"{'process' if self.world == 1 else 'processes'} ({self.device}), "
-                         f"{self.iters_per_epoch} iterations per epoch, {self.total_iters} iterations "
-                         f"({self.total_iters / self.iters_per_epoch:.2f} epochs); lr: {self.scheduler.description}")
-                for note in (self._pretrained_note, self._amp_note, *getattr(self, "_resume_notes", [])):
-                    if note:
-                        log.info(note)
-                if self.resumed_from:
-                    log.info(f"resumed from {self.resumed_from} at iteration {self.start_iter}")
-                if self.val_set is None:
-                    log.info("no validation set (val.dataset names no datasets entry): `best` is not tracked")
-            if self._amp_note and self.is_main:
-                warnings.warn(self._amp_note, stacklevel=2)
-            if self.start_iter >= self.total_iters:
-                log.info(f"nothing to do: the checkpoint is at iteration {self.start_iter} of {self.total_iters}")
-                return self._summary(log)
-            self._loop(log)
-            return self._summary(log)
+            log = TrainLogger(self.output_dir, self.total_iters, self.start_iter, o.log_interval,
+                              enabled=self.is_main, progress=self.progress)
+            self._output_id = self._folder_id() if self.is_main else None  # only rank 0 writes (and made it)
+        except OSError as e:
+            raise self._write_failure(e) from None
+        try:
+            return self._run(log)
+        except OSError as e:
+            err = self._write_failure(e)
+            log.error(str(err))
+            raise err from None
+        except PPIRError as e:
+            log.error(str(e))
+            raise
         finally:
             log.close()
+
+    def _folder_id(self):
+        st = os.stat(self.output_dir)
+        return st.st_dev, st.st_ino
+
+    def _check_output_dir(self) -> None:
+        """Stop when the output folder was removed (or replaced) under the run: the writes would otherwise
+        recreate it (VisualDL, the checkpoint writer) and quietly build a run without its earlier checkpoints."""
+        try:
+            same = self._folder_id() == self._output_id
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise TrainingError(f"the output folder {self.output_dir} was removed or replaced during training; "
+                                f"training stopped after iteration {self._done} (the checkpoints and train.log "
+                                f"in it went with it)")
+
+    def _write_failure(self, e: OSError) -> TrainingError:
+        what = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else f"{type(e).__name__}: {e}"
+        latest = os.path.join(self.output_dir, "latest")
+        return TrainingError(f"cannot write the run's outputs ({what}); training stopped after iteration "
+                             f"{self._done}; the last complete checkpoint is {latest} (a checkpoint is written "
+                             f"whole or not at all). Make {self.output_dir} writable, then --resume")
+
+    def _run(self, log: TrainLogger) -> dict:
+        o = self.opt
+        self.last_val = None
+        if self.is_main:
+            self._write_config()
+            log.info(f"config {self.cfg.source}: {type(_inner(self.model)).__name__}, "
+                     f"{self.n_train} training samples, batch {o.batch_size} on {self.world} "
+                     f"{'process' if self.world == 1 else 'processes'} ({self.device}), "
+                     f"{self.iters_per_epoch} iterations per epoch, {self.total_iters} iterations "
+                     f"({self.total_iters / self.iters_per_epoch:.2f} epochs); lr: {self.scheduler.description}")
+            for note in (self._pretrained_note, self._amp_note, *getattr(self, "_resume_notes", [])):
+                if note:
+                    log.info(note)
+            if self.resumed_from:
+                log.info(f"resumed from {self.resumed_from} at iteration {self.start_iter}")
+                # validations after the checkpoint are replayed by this run: keep them once, not twice
+                dropped = drop_metrics_after(self.output_dir, self.start_iter)
+                if dropped:
+                    log.info(f"metrics.jsonl: dropped {dropped} record(s) after iteration {self.start_iter}, "
+                             f"which this run replays")
+            if self.val_set is None:
+                log.info("no validation set (val.dataset names no datasets entry): `best` is not tracked")
+        if self._amp_note and self.is_main:
+            warnings.warn(self._amp_note, stacklevel=3)
+        if self.start_iter >= self.total_iters:
+            log.info(f"nothing to do: the checkpoint is at iteration {self.start_iter} of {self.total_iters}")
+            return self._summary(log)
+        self._loop(log)
+        return self._summary(log)
 
     def _loop(self, log: TrainLogger) -> None:
         o = self.opt
@@ -462,12 +526,14 @@ class Trainer:
                 opt.step()
             opt.clear_grad()
             self.scheduler.step()
-            done = it + 1
+            done = self._done = it + 1
             log.step(done, loss_value, lr, done / self.iters_per_epoch)
 
             last = done == self.total_iters
             val_now = self.val_set is not None and ((self.val_every and done % self.val_every == 0) or last)
             save_now = val_now or last or (self.save_every and done % self.save_every == 0)
+            if (val_now or save_now) and self.is_main:
+                self._check_output_dir()
             is_best = False
             if val_now:
                 if self.is_main:

@@ -166,11 +166,24 @@ class PaddleInferenceBackend(Backend):
 
 
 # ----------------------------------------------------------------------------------------- ONNX Runtime
+def read_onnx_model(path: str):
+    """The onnx.ModelProto in `path`; BackendError naming the file when it cannot be read or parsed
+    (a truncated or corrupt file makes protobuf raise DecodeError, which must not become a traceback)."""
+    import onnx
+
+    try:
+        return onnx.load(path, load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - DecodeError, OSError, onnx's own errors: all mean a bad file
+        msg = str(e).strip().splitlines()
+        raise BackendError(f"{path}: not a readable ONNX model ({type(e).__name__}: {msg[0][:200] if msg else ''}); "
+                           f"convert the export again with tools/export_onnx.py") from None
+
+
 def onnx_model_precision(path: str) -> str:
     """'int8' when the ONNX model holds quantization nodes, 'fp16' when its weights are half, else 'fp32'."""
     import onnx
 
-    model = onnx.load(path, load_external_data=False)
+    model = read_onnx_model(path)
     ops = {n.op_type for n in model.graph.node}
     if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger"}:
         return "int8"
