@@ -27,6 +27,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import cpu_name, gpu_name, measure_gpu_peak, measure_peak, median_time, set_threads  # noqa: E402
 
 DEFAULT_CONFIGS = {  # name: (config, seed input shape)
     "hinet": ("configs/hinet_sidd_1x.yml", (1, 3, 256, 256)),
@@ -40,8 +43,10 @@ SMALL_OVERRIDES = {  # --small: the test suite's tiny widths
     "MIMOUNet": ["model.num_res=1"], "MIMOUNetPlus": ["model.num_res=1"],
 }
 BACKENDS = ("dygraph", "pi_onednn", "pi", "ort", "ort_int8")
+GPU_BACKENDS = ("dygraph", "pi_gpu", "trt_fp32", "trt_fp16")
 BACKEND_LABELS = {"dygraph": "dygraph", "pi_onednn": "PaddleInference oneDNN", "pi": "PaddleInference no-oneDNN",
-                  "ort": "ONNX Runtime fp32", "ort_int8": "ONNX Runtime int8"}
+                  "ort": "ONNX Runtime fp32", "ort_int8": "ONNX Runtime int8", "pi_gpu": "PaddleInference GPU",
+                  "trt_fp32": "PaddleInference TensorRT fp32", "trt_fp16": "PaddleInference TensorRT fp16"}
 
 
 def parse_args(argv=None):
@@ -53,56 +58,20 @@ def parse_args(argv=None):
                         + " (HINet is the 1x SIDD config)")
     p.add_argument("--configs", nargs="+", default=None, help="other configs to time instead of --models")
     p.add_argument("--shape", default=None, help="input N,C,H,W for every config (default: the seed shapes)")
-    p.add_argument("--backends", default=",".join(BACKENDS), help="comma list from: " + ", ".join(BACKENDS))
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                   help="cpu (default) or gpu: GPU backends, the GPU's own matmul peak, throughput at --batch and "
+                        "peak GPU memory per backend (TF32 off)")
+    p.add_argument("--batch", type=int, default=1,
+                   help="images per network call (throughput = batch / latency; default: %(default)s)")
+    p.add_argument("--backends", default=None,
+                   help="comma list from: " + ", ".join(BACKENDS) + " (cpu, default all) or "
+                        + ", ".join(GPU_BACKENDS) + " (gpu, default all)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for every backend (default: %(default)s)")
     p.add_argument("--repeat", type=int, default=5, help="timed runs per backend; the median is reported")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs first (default: %(default)s)")
     p.add_argument("--small", action="store_true", help="tiny widths (HINet wf=8, MIMO num_res=1, MIRNet f8)")
     p.add_argument("--work_dir", default=None, help="where exports go (default: a temporary folder)")
     return p.parse_args(argv)
-
-
-def set_threads(n: int) -> None:
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(n)
-
-
-def median_time(fn, repeat: int, warmup: int) -> float:
-    import numpy as np
-
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(max(1, repeat)):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
-def measure_peak(threads: int) -> dict:
-    """GFLOP/s of a large float32 matmul in numpy's BLAS, ONNX Runtime (MLAS) and Paddle, same thread count."""
-    import numpy as np
-    import onnxruntime as ort
-    import paddle
-    from onnx import TensorProto, helper
-
-    n = 2048
-    rng = np.random.default_rng(0)
-    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
-    flops = 2.0 * n ** 3
-    results = {"numpy": flops / median_time(lambda: a @ b, 7, 2) / 1e9}
-    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "mm",
-                              [helper.make_tensor_value_info(k, TensorProto.FLOAT, [n, n]) for k in "ab"],
-                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])])
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    sess = ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-                                .SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    results["onnxruntime"] = flops / median_time(lambda: sess.run(None, {"a": a, "b": b}), 7, 2) / 1e9
-    pa, pb = paddle.to_tensor(a), paddle.to_tensor(b)
-    results["paddle"] = flops / median_time(lambda: paddle.matmul(pa, pb).numpy(), 5, 2) / 1e9
-    return results
 
 
 def bench_config(config, shape, args, backends, work_dir):
@@ -132,17 +101,24 @@ def bench_config(config, shape, args, backends, work_dir):
     rows, ref = [], None
     out_dir = os.path.join(work_dir, name)
 
+    gpu = args.device == "gpu"
+
     def record(kind, run):
         nonlocal ref
-        y = run(x)  # also the first warm-up run
+        if gpu:
+            paddle.device.cuda.synchronize()
+            paddle.device.cuda.reset_max_memory_allocated()
+        y = run(x)  # also the first warm-up run (outputs come back to the host: each run ends synchronised)
         seconds = median_time(lambda: run(x), args.repeat, max(0, args.warmup - 1))
+        mem = paddle.device.cuda.max_memory_allocated() / 2 ** 20 if gpu else None
         if ref is None:
             ref = y
         diff = max_rel_diff(y, ref)
         gflops = 2.0 * macs / seconds / 1e9
-        rows.append((name, BACKEND_LABELS[kind], seconds * 1000, gflops, None, diff))
+        rows.append((name, BACKEND_LABELS[kind], seconds * 1000, gflops, mem, diff))
         print(f"  {BACKEND_LABELS[kind]:<28} {seconds * 1000:10.1f} ms  {gflops:7.1f} GFLOP/s  "
-              f"rel.diff {diff:.1e}", flush=True)
+              f"{shape[0] / seconds:7.2f} img/s  rel.diff {diff:.1e}" + (f"  peak {mem:.0f} MiB" if gpu else ""),
+              flush=True)
 
     def skip(kind, why):
         rows.append((name, BACKEND_LABELS[kind], None, None, None, why))
@@ -156,6 +132,17 @@ def bench_config(config, shape, args, backends, work_dir):
     for kind, mkldnn in (("pi_onednn", True), ("pi", False)):
         if kind in backends:
             record(kind, PaddleInferenceBackend(out_dir, info, enable_mkldnn=mkldnn, cpu_threads=args.threads).run)
+    if "pi_gpu" in backends:
+        record("pi_gpu", PaddleInferenceBackend(out_dir, info, use_gpu=True).run)
+    for kind, precision in (("trt_fp32", "fp32"), ("trt_fp16", "fp16")):
+        if kind in backends:
+            try:
+                backend = PaddleInferenceBackend(out_dir, info, use_gpu=True, use_tensorrt=True, precision=precision)
+                backend.run(x)
+            except Exception as e:  # noqa: BLE001 - "where the wheel has it": report and go on
+                skip(kind, f"{type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''}")
+            else:
+                record(kind, backend.run)
     onnx_path = os.path.join(out_dir, "model.onnx")
     if "ort" in backends or "ort_int8" in backends:
         run_paddle2onnx(out_dir, onnx_path)
@@ -181,31 +168,48 @@ def bench_config(config, shape, args, backends, work_dir):
 def main(argv=None):
     args = parse_args(argv)
     set_threads(args.threads)
+    gpu = args.device == "gpu"
+    if gpu:
+        os.environ.setdefault("NVIDIA_TF32_OVERRIDE", "0")  # float32 means float32 (the peak too)
     import numpy as np  # noqa: F401 - after the thread variables
 
     import ppir  # noqa: F401 - sets up paddle quietly
     import paddle
 
     paddle.set_num_threads(args.threads) if hasattr(paddle, "set_num_threads") else None
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    unknown = set(backends) - set(BACKENDS)
+    allowed = GPU_BACKENDS if gpu else BACKENDS
+    backends = [b.strip() for b in (args.backends or ",".join(allowed)).split(",") if b.strip()]
+    unknown = set(backends) - set(allowed)
     if unknown:
-        raise SystemExit(f"error: unknown backend(s) {', '.join(sorted(unknown))}; choose from {', '.join(BACKENDS)}")
+        raise SystemExit(f"error: unknown {args.device} backend(s) {', '.join(sorted(unknown))}; "
+                         f"choose from {', '.join(allowed)}")
+    if gpu:
+        if not paddle.device.is_compiled_with_cuda() or paddle.device.cuda.device_count() < 1:
+            raise SystemExit("error: --device gpu needs a CUDA build of Paddle and a GPU (requirements-gpu.txt)")
+        paddle.set_device("gpu")
+    if args.batch < 1:
+        raise SystemExit("error: --batch must be >= 1")
     if args.configs:
         from ppir.export import parse_input_shape
 
         fixed = parse_input_shape(args.shape) if args.shape else None
-        configs = [(c, tuple(fixed) if fixed else (1, 3, 256, 256)) for c in args.configs]
+        configs = [(c, tuple(fixed) if fixed else (args.batch, 3, 256, 256)) for c in args.configs]
     else:
         names = [m.strip() for m in args.models.split(",") if m.strip()]
         bad = set(names) - set(DEFAULT_CONFIGS)
         if bad:
             raise SystemExit(f"error: unknown model(s) {', '.join(sorted(bad))}; "
                              f"choose from {', '.join(DEFAULT_CONFIGS)}")
-        configs = [DEFAULT_CONFIGS[n] for n in names]
-    first = measure_peak(args.threads)
+        configs = [(c, (args.batch,) + s[1:]) for c, s in (DEFAULT_CONFIGS[n] for n in names)]
+
+    def peak_now():
+        return measure_gpu_peak() if gpu else measure_peak(args.threads)
+
+    first = peak_now()
     peak = max(first.values())
-    print(f"# matmul peak (2048^3 sgemm, {args.threads} threads): "
+    print(f"# machine: {cpu_name()}, {os.cpu_count()} cores, {args.threads} threads"
+          + (f"; GPU: {gpu_name()}" if gpu else ""))
+    print(f"# matmul peak ({'8192^3 sgemm on the GPU' if gpu else f'2048^3 sgemm, {args.threads} threads'}): "
           + ", ".join(f"{k} {v:.1f}" for k, v in first.items()) + " GFLOP/s; "
           f"cpu cores: {os.cpu_count()}; paddle {paddle.__version__}; onnxruntime "
           f"{__import__('onnxruntime').__version__}; median of {args.repeat} after {args.warmup} warm-up", flush=True)
@@ -215,24 +219,26 @@ def main(argv=None):
         rows, macs = bench_config(config, shape, args, backends, work)
         all_rows += rows
         all_macs[rows[0][0] if rows else config] = (macs, shape)
-    last = measure_peak(args.threads)  # again at the end: a busy machine lowers either measurement
+    last = peak_now()  # again at the end: a busy machine lowers either measurement
     print("# matmul peak at the end: " + ", ".join(f"{k} {v:.1f}" for k, v in last.items()) + " GFLOP/s")
     peak = max(peak, *last.values())
 
     print()
     print(f"peak = best large-matmul rate measured in this run: {peak:.1f} GFLOP/s; GFLOP/s = 2 x counted MACs / "
           f"latency; int8 can exceed the fp32 peak")
-    header = "| network | input | GMACs | backend | latency (ms) | GFLOP/s | % of peak | rel. diff vs dygraph |"
+    header = ("| network | input | GMACs | backend | latency (ms) | images/s | GFLOP/s | % of peak | "
+              + ("peak GPU memory (MiB) | " if gpu else "") + "rel. diff vs dygraph |")
     print(header)
     print("|" + "|".join("---" for _ in range(header.count("|") - 1)) + "|")
-    for name, label, ms, gflops, frac, diff in all_rows:
+    for name, label, ms, gflops, mem, diff in all_rows:
         macs, shape = all_macs[name]
         shape_text = "x".join(map(str, shape))
         if ms is None:
-            print(f"| {name} | {shape_text} | {macs / 1e9:.1f} | {label} | n/a | | | {diff} |")
+            print(f"| {name} | {shape_text} | {macs / 1e9:.1f} | {label} | n/a | | | | " + ("| " if gpu else "")
+                  + f"{diff} |")
         else:
-            print(f"| {name} | {shape_text} | {macs / 1e9:.1f} | {label} | {ms:.1f} | {gflops:.1f} | "
-                  f"{100 * gflops / peak:.1f}% | {diff:.1e} |")
+            print(f"| {name} | {shape_text} | {macs / 1e9:.1f} | {label} | {ms:.1f} | {shape[0] * 1000 / ms:.2f} | "
+                  f"{gflops:.1f} | {100 * gflops / peak:.1f}% | " + (f"{mem:.0f} | " if gpu else "") + f"{diff:.1e} |")
     return 0
 
 

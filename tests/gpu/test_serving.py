@@ -1,0 +1,38 @@
+"""The HTTP server on the device (`deploy/serving/server.py --use-gpu`): it starts, says which device it runs on,
+and answers like the Paddle Inference runner on the CPU (8-bit outputs within one level: float32 rounding on a
+GPU may tip a value across a rounding boundary)."""
+import base64
+import os
+
+import cv2
+import numpy as np
+
+from ppir.export import read_deploy_info
+from ppir.infer.backends import PaddleInferenceBackend
+from ppir.infer.runner import Restorer
+from ppir.serving import launch
+from ppir.serving.client import post_json
+
+from conftest import REPO, export_tiny_hinet
+
+SERVER = os.path.join(REPO, "deploy", "serving", "server.py")
+
+
+def test_server_on_device_matches_cpu_runner(device, tmp_path):
+    folder = export_tiny_hinet(str(tmp_path / "hinet"))
+    args = ["--port", "0", "--model_dir", folder, "--workers", 1] + (["--use-gpu"] if device != "cpu" else [])
+    srv = launch.start_server(args, str(tmp_path / "server.log"), timeout=180, cwd=REPO, script=SERVER)
+    try:
+        rng = np.random.default_rng(0)
+        img = rng.integers(0, 256, (70, 100, 3), dtype=np.uint8)
+        data = cv2.imencode(".png", img)[1].tobytes()
+        status, _, body = post_json(srv.url + "/image-restoration", {"image": base64.b64encode(data).decode()}, 120)
+        assert status == 200, body
+        out = cv2.imdecode(np.frombuffer(base64.b64decode(body["result"]["image"]), np.uint8), cv2.IMREAD_COLOR)
+        info = read_deploy_info(folder)
+        local = Restorer(PaddleInferenceBackend(folder, info), info)(img[:, :, ::-1].astype(np.float32) / 255)
+        assert np.abs(out[:, :, ::-1].astype(int) - local.astype(int)).max() <= 1
+        if device != "cpu":
+            assert "gpu" in srv.log().lower()
+    finally:
+        srv.stop()

@@ -1,0 +1,121 @@
+"""A few training steps of each network at a reduced width, in float32 and in every AMP mode the device has,
+with the trainer users run (ppir.engine.trainer.Trainer, as tools/train.py builds it).
+
+* No NaN or inf in any mode.
+* The per-step losses of an AMP run stay within a relative tolerance of the float32 run's. The first loss is a
+  forward pass only: float16 keeps 11 significant bits (relative rounding 2^-11 = 4.9e-4 per op), bfloat16 8
+  (3.9e-3); over the few dozen layers these nets have, errors of independent sign add up to roughly sqrt(depth)
+  times that, ~3e-3 (fp16) and ~2.5e-2 (bf16). The following steps add the different gradients' effect through
+  Adam at lr 1e-3. Tolerances: 2e-2 (float16) and 8e-2 (bfloat16) relative, a few times the estimate; a broken
+  AMP path (no loss scaling, fp16 overflow, a layer left in the wrong dtype) is off by far more or gives NaN.
+* A run resumed from its mid-run checkpoint ends with exactly the uninterrupted run's weights (float32 and
+  float16 O1 with its loss scaler): deterministic cuDNN (FLAGS_cudnn_deterministic, set by conftest).
+* Forced onto the CPU, AMP is refused by the trainer with a warning and the run is float32: checked as such.
+"""
+import math
+import os
+import re
+
+import numpy as np
+import pytest
+
+import ppir
+from ppir.convert.torch_reader import read_paddle_pdparams
+
+NETWORKS = {  # reduced widths; patch 32 fits every network's multiple
+    "hinet": ({"type": "HINet", "wf": 8}, {"type": "PSNRLoss"}),
+    "mirnet": ({"type": "MIRNet", "n_feat": 8, "n_RRG": 1, "n_MSRB": 1}, {"type": "CharbonnierLoss"}),
+    "mimo_unet": ({"type": "MIMOUNetPlus", "num_res": 1, "base_channel": 8}, {"type": "MultiScaleFFTLoss"}),
+}
+MODES = {  # name: (train overrides, relative loss tolerance against float32)
+    "fp32": ({}, 0.0),
+    "O1-float16": ({"amp": True, "amp_level": "O1", "amp_dtype": "float16"}, 2e-2),
+    "O2-float16": ({"amp": True, "amp_level": "O2", "amp_dtype": "float16"}, 2e-2),
+    "O1-bfloat16": ({"amp": True, "amp_level": "O1", "amp_dtype": "bfloat16"}, 8e-2),
+    "O2-bfloat16": ({"amp": True, "amp_level": "O2", "amp_dtype": "bfloat16"}, 8e-2),
+}
+STEPS = 6
+LOSS_LINE = re.compile(r"iter (\d+)/\d+ .*?loss (\S+)")
+
+
+def config(net, out_dir, **train):
+    model, loss = NETWORKS[net]
+    return ppir.load_config({
+        "model": dict(model),
+        "datasets": {"train": {"type": "SyntheticDataset", "degradation": "gaussian_noise",
+                               "images": ["astronaut", "coffee"], "size": [64, 64], "num_samples": 8, "seed": 1,
+                               "patch_size": 32, "use_flip": True}},
+        "loss": dict(loss),
+        "optimizer": {"type": "Adam", "lr": 1.0e-3},
+        "train": {"iters": STEPS, "batch_size": 2, "num_workers": 0, "seed": 3, "log_interval": 1,
+                  "output_dir": str(out_dir), "val_interval": 0, "save_interval": STEPS // 2, "keep_last": 0,
+                  **train},
+    })
+
+
+def train(cfg, resume=None):
+    from ppir.engine.trainer import Trainer
+
+    Trainer(cfg, resume=resume, progress=False).train()
+
+
+def losses(out_dir):
+    with open(os.path.join(out_dir, "train.log")) as f:
+        found = {int(m.group(1)): float(m.group(2)) for m in map(LOSS_LINE.search, f) if m}
+    assert sorted(found) == list(range(1, STEPS + 1)), found
+    return [found[i] for i in range(1, STEPS + 1)]
+
+
+def final_weights(out_dir):
+    return read_paddle_pdparams(os.path.join(out_dir, "checkpoints", f"iter_{STEPS:08d}", "model.pdparams"))
+
+
+@pytest.fixture(scope="module")
+def fp32_losses(device, tmp_path_factory):
+    out = {}
+    for net in NETWORKS:
+        d = tmp_path_factory.mktemp(f"fp32_{net}")
+        train(config(net, d))
+        out[net] = losses(d)
+    return out
+
+
+@pytest.mark.parametrize("mode", [m for m in MODES if m != "fp32"])
+@pytest.mark.parametrize("net", sorted(NETWORKS))
+def test_amp_steps_follow_float32(device, fp32_losses, tmp_path, net, mode):
+    import paddle
+
+    overrides, tol = MODES[mode]
+    if device == "cpu":
+        pytest.skip("AMP needs a GPU (suite forced onto the CPU; test_amp_on_cpu_is_float32 covers the fallback)")
+    if "bfloat16" in mode and not paddle.amp.is_bfloat16_supported():
+        pytest.skip(f"this GPU has no bfloat16 support ({paddle.device.cuda.get_device_name()})")
+    train(config(net, tmp_path, **overrides))
+    got, want = np.array(losses(tmp_path)), np.array(fp32_losses[net])
+    assert np.isfinite(got).all(), got
+    rel = np.abs(got - want) / np.abs(want)
+    assert rel.max() < tol, f"{net} {mode}: losses {got} vs float32 {want} (max relative {rel.max():.2e})"
+
+
+def test_amp_on_cpu_is_float32(device, fp32_losses, tmp_path):
+    if device != "cpu":
+        pytest.skip("the CPU fallback of AMP (runs when the suite is forced onto the CPU)")
+    train(config("hinet", tmp_path, amp=True))
+    text = open(os.path.join(tmp_path, "train.log")).read()
+    assert "AMP requested" in text and "CPU run" in text
+    assert losses(tmp_path) == fp32_losses["hinet"]
+
+
+@pytest.mark.parametrize("mode", ["fp32", "O1-float16"])
+@pytest.mark.parametrize("net", sorted(NETWORKS))
+def test_resume_is_exact(device, tmp_path, net, mode):
+    overrides, _ = MODES[mode]
+    if device == "cpu" and overrides:
+        pytest.skip("AMP needs a GPU (suite forced onto the CPU)")
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    train(config(net, full, **overrides))
+    train(config(net, resumed, **overrides), resume=str(full / "checkpoints" / f"iter_{STEPS // 2:08d}"))
+    a, b = final_weights(full), final_weights(resumed)
+    assert a.keys() == b.keys()
+    assert all(np.array_equal(a[k], b[k]) for k in a), f"{net} {mode}: resumed weights differ"
+    assert all(math.isfinite(v) for v in losses(full))
