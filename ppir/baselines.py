@@ -75,8 +75,22 @@ def _uint8(img) -> np.ndarray:
     return to_uint8(img.astype(np.float32))
 
 
+def _name(metric) -> str:
+    return getattr(metric, "name", type(metric).__name__.lower())
+
+
 def _mean_scores(outputs, gts, metrics) -> dict:
-    return {type(m).__name__.lower(): float(np.mean([m(o, g) for o, g in zip(outputs, gts)])) for m in metrics}
+    return {_name(m): float(np.mean([m(o, g) for o, g in zip(outputs, gts)])) for m in metrics}
+
+
+def dataset_pairs(dataset, max_images: int | None = None) -> list:
+    """(degraded, gt) HxWx3 float images of a ppir dataset's first `max_images` samples (all by default)."""
+    n = len(dataset) if not max_images else min(len(dataset), max_images)
+    out = []
+    for i in range(n):
+        sample = dataset[i]
+        out.append((np.transpose(sample["lq"], (1, 2, 0)), np.transpose(sample["gt"], (1, 2, 0))))
+    return out
 
 
 def best_filters(pairs: Sequence, metrics: Sequence, filters: Sequence[ClassicalFilter] = FILTERS,
@@ -89,7 +103,7 @@ def best_filters(pairs: Sequence, metrics: Sequence, filters: Sequence[Classical
         raise ValueError("best_filters needs at least one metric")
     lqs = [_uint8(lq) for lq, _ in pairs]
     gts = [_uint8(gt) for _, gt in pairs]
-    chooser = metrics[0] if select is None else next(m for m in metrics if type(m).__name__.lower() == select)
+    chooser = metrics[0] if select is None else next(m for m in metrics if _name(m) == select)
     results = []
     for f in filters:
         best = None
@@ -114,3 +128,10 @@ def markdown_rows(results: Sequence[BaselineResult], count: int, metric_names: S
         cells = [f"{r.scores[m]:.2f}" if m == "psnr" else f"{r.scores[m]:.4f}" for m in metric_names]
         rows.append(f"| {r.label()} | {count} | " + " | ".join(cells) + " |")
     return rows
+
+
+def text_rows(results: Sequence[BaselineResult], metric_names: Sequence[str], label_width: int = 14,
+              width: int = 10) -> list[str]:
+    """Rows aligned like ppir.engine.evaluator.format_table's, one per filter, with its chosen parameter."""
+    return [f"{r.name[:label_width - 1]:<{label_width}}" + "".join(f"{r.scores[m]:>{width}.4f}" for m in metric_names)
+            + f"   ({r.param} {r.value:g})" for r in results]

@@ -34,6 +34,9 @@ def parse_args(argv=None):
                    help="save restored images and side-by-side pictures for the first N images (default 5)")
     p.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images")
     p.add_argument("--no-input", action="store_true", help="do not score the degraded input")
+    p.add_argument("--baselines", action="store_true",
+                   help="also score classical filters (Gaussian blur, median, bilateral, non-local means), each "
+                        "with its parameter chosen on these very images: what the network has to beat")
     add_override_arg(p)
     return p.parse_args(argv)
 
@@ -84,11 +87,20 @@ def main(argv=None):
     title = (f"{type(model).__name__} on datasets.{name} ({type(dataset).__name__})"
              + (f", {', '.join(protocol)}" if protocol else "") + f"; weights {args.weights}")
     print(format_table(res, title))
+    baselines = []
+    if args.baselines:
+        from ppir.baselines import best_filters, dataset_pairs, text_rows
+
+        baselines = best_filters(dataset_pairs(dataset, max_images), metrics.metrics)
+        print("classical filters, each at its best parameter on these images:")
+        print("\n".join(text_rows(baselines, metrics.names, width=max(10, *(len(n) + 2 for n in metrics.names)))))
     payload = {"config": cfg.source, "weights": args.weights, "weights_info": report.description,
                "dataset": name, "dataset_type": type(dataset).__name__,
                "protocol": {"tile": vopt.tile, "tile_overlap": vopt.tile_overlap, "grids": vopt.grids,
                             "self_ensemble": vopt.self_ensemble},
                "metric_specs": [repr(m) for m in metrics.metrics], **res.as_dict()}
+    if baselines:
+        payload["baselines"] = [{"filter": b.name, "param": b.param, "value": b.value, **b.scores} for b in baselines]
     write_json(os.path.join(out_dir, "metrics.json"), payload)
     if args.json:
         write_json(args.json, payload)
