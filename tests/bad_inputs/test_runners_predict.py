@@ -156,13 +156,19 @@ def test_output_path_under_a_file(call, inputs, tmp_path, tool):
     assert snapshot(tmp_path) == before
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders anyway")
 @pytest.mark.parametrize("tool", TOOLS)
-def test_read_only_output(call, inputs, tmp_path, tool):
+def test_read_only_output(call, inputs, tmp_path, monkeypatch, tool):
+    """A folder without write permission. Tests run as root, for whom chmod stops nothing, so there the
+    permission check is made to fail the way it does for a normal user (os.access on that folder)."""
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
+    if os.geteuid() == 0:
+        real_access = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if str(p) == str(locked)
+                            else real_access(p, mode, **kw))
     code, _, err = call(tool, inputs, locked / "out")
-    assert code == 2 and len(errors(err)) == 1 and "no permission to write" in errors(err)[0]
+    assert code == 2 and len(errors(err)) == 1 and "no permission to write there" in errors(err)[0], err
+    assert os.listdir(locked) == []
 
 
 @pytest.mark.parametrize("tool", TOOLS)
@@ -184,6 +190,15 @@ def pairs(tmp_path):
         cv2.imwrite(str(lq / name), np.clip(img.astype(int) + 9, 0, 255).astype(np.uint8))
         cv2.imwrite(str(gt / name), img)
     return lq, gt
+
+
+@pytest.mark.parametrize("tool", RUNNERS)
+def test_output_is_the_ground_truth_folder(call, pairs, tool):
+    lq, gt = pairs
+    before = snapshot(gt)
+    code, _, err = call(tool, lq, gt, "--gt_dir", gt)
+    assert code == 2 and len(errors(err)) == 1 and "is the input folder" in errors(err)[0]
+    assert snapshot(gt) == before
 
 
 @pytest.mark.parametrize("tool", RUNNERS)
