@@ -11,7 +11,8 @@ The estimate, kept simple:
   tile accumulators, output, 8-bit result), about ``PIPELINE_BYTES_PER_PIXEL`` per image pixel, needed
   whether or not the image is tiled.
 
-An image whose whole-image need exceeds the budget is restored in the largest square tile (a multiple of the
+The budget covers this work, on top of the process's own baseline (Python, Paddle, the model: about 0.4 GB for
+the runners). An image whose whole-image need exceeds the budget is restored in the largest square tile (a multiple of the
 network's) that fits; if even ``smallest_tile`` does not fit, the image fails with a one-line error.
 
 Tiling keeps the whole-image result within 0.05 dB PSNR for networks whose outputs depend only on a local
