@@ -14,7 +14,7 @@ import textwrap
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ppir.cli import add_override_arg, flat_overrides, run  # noqa: E402
-from ppir.infer.memory import TOLERANCE_NOTE, default_budget, parse_memory  # noqa: E402
+from ppir.infer.memory import TOLERANCE_NOTE, default_budget, memory_arg  # noqa: E402
 from ppir.infer.outputs import NAME_RULE  # noqa: E402
 
 NOTES = [
@@ -23,18 +23,11 @@ NOTES = [
     "--overwrite is given.",
     "Memory: an image that would need more than --max-memory in one piece is restored in tiles, with a note on "
     "stderr (which tile, why). The need is the network's peak bytes per pixel, measured once on a small input, "
-    f"plus the image's own arrays. {TOLERANCE_NOTE[0].upper() + TOLERANCE_NOTE[1:]}.",
+    f"plus the image's own arrays. {TOLERANCE_NOTE}.",
     "Exit codes: 0 all restored; 1 some images failed (named on stderr, the others are saved); 2 bad option, "
     "config, weights or output folder (nothing written).",
 ]
 EPILOG = __doc__.split("\n", 2)[2].rstrip() + "\n\n" + "\n\n".join(textwrap.fill(n, 110, break_on_hyphens=False) for n in NOTES)
-
-
-def memory_size(text):
-    try:
-        return parse_memory(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parse_args(argv=None):
@@ -55,7 +48,7 @@ def parse_args(argv=None):
                         "large images; 0 (default): the whole image, unless it needs more than --max-memory")
     p.add_argument("--tile-overlap", "--tile_overlap", dest="tile_overlap", type=int, default=32,
                    help="overlap between tiles in pixels, blended smoothly (default: %(default)s)")
-    p.add_argument("--max-memory", "--max_memory", dest="max_memory", type=memory_size, default=None,
+    p.add_argument("--max-memory", "--max_memory", dest="max_memory", type=memory_arg, default=None,
                    metavar="SIZE", help="memory budget per image, e.g. 8G or 512M (default: half of this machine's "
                                         "memory); larger images are restored in tiles; 0: no limit")
     add_override_arg(p)

@@ -21,6 +21,7 @@ only the tile, so their tiled output is close to, but not exactly, the whole-ima
 """
 from __future__ import annotations
 
+import argparse
 import ctypes
 import math
 import os
@@ -40,7 +41,7 @@ FALLBACK_BYTES_PER_PIXEL = 4096.0
 PIPELINE_BYTES_PER_PIXEL = 96  # ~8 float32 RGB copies of the image
 DEFAULT_FRACTION = 0.5  # default budget: half the machine's (or the container's) memory
 IMAGE_WIDE = {"HINet": "instance norm", "MIRNet": "global-pooling attention"}
-TOLERANCE_NOTE = ("tiled results stay within 0.05 dB PSNR of the whole image for networks without image-wide "
+TOLERANCE_NOTE = ("Tiled results stay within 0.05 dB PSNR of the whole image for networks without image-wide "
                   "statistics (MIMO-UNet); HINet (instance norm) and MIRNet (global attention) see only the "
                   "tile, so theirs differ slightly")
 
@@ -56,6 +57,14 @@ def parse_memory(text) -> int:
     if not m or unit is None:
         raise ValueError(f"expected a size such as 8G, 512M or 0 (no limit), got {text!r}")
     return int(float(m.group(1)) * unit)
+
+
+def memory_arg(text: str) -> int:
+    """`parse_memory` as an argparse type (--max-memory of predict and the runners)."""
+    try:
+        return parse_memory(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def format_bytes(n: float) -> str:

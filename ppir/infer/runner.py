@@ -25,6 +25,7 @@ import datetime
 import os
 import platform
 import sys
+import textwrap
 import time
 from dataclasses import dataclass, field
 
@@ -33,7 +34,7 @@ import numpy as np
 from ..data.image_io import is_image_file, read_image, write_image
 from ..errors import ConfigError, ImageError
 from ..metrics import SSIM_WINDOW
-from .memory import TOLERANCE_NOTE, MemoryPlanner, default_budget, parse_memory, peak_rss_bytes
+from .memory import TOLERANCE_NOTE, MemoryPlanner, default_budget, memory_arg, peak_rss_bytes
 from .outputs import NAME_RULE, check_output_folder, output_names
 from .pipeline import padded_size, postprocess, pad_to_multiple, to_network_channels, to_nchw, to_uint8
 from .tiling import BLENDS, check_tile, run_tiled
@@ -61,12 +62,24 @@ def _add(parser, name: str, **kwargs):
     parser.add_argument(*flags, **kwargs)
 
 
-def memory_size(text: str) -> int:
-    """argparse type for --max-memory."""
-    try:
-        return parse_memory(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+def _epilog(prog: str | None) -> str:
+    notes = [
+        "Output: one line per image on stdout, 'image: <name>, psnr: <x>, ssim: <y>' with --gt_dir ('image: "
+        "<name>, saved: <path>' without), then 'avg psnr: <x>, avg ssim: <y>'; with --benchmark True an "
+        "AutoLog-style latency report follows. Images that fail are reported on stderr, the rest are still "
+        "processed, and the exit code is then 1 (2 for a bad model or option). An image without a usable ground "
+        "truth is still restored and saved, named on stderr and counted apart in the last line (exit 1). An "
+        f"image smaller than SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window gets 'ssim: n/a' and the average line "
+        "then adds 'ssim over: <k> of <n> image(s)'.",
+        f"Saving: {NAME_RULE}. A --save_dir equal to or inside --image_dir/--gt_dir, or one where a result "
+        "would replace an input, is refused unless --overwrite True.",
+        "Memory: an image that would need more than --max-memory in one piece is restored in tiles (a note on "
+        "stderr says which tile and why); the need is the network's peak bytes per pixel, measured once on a "
+        f"small input, plus the image's own arrays. {TOLERANCE_NOTE}.",
+    ]
+    return ("\n\n".join(textwrap.fill(n, 110, break_on_hyphens=False) for n in notes)
+            + "\n\nExample:\n  python " + (prog or "infer.py") + " --model_dir inference/hinet --image_dir noisy/ "
+            "--gt_dir clean/ --enable_mkldnn True --cpu_threads 2 --benchmark True")
 
 
 def build_parser(backend: str, prog: str | None = None) -> argparse.ArgumentParser:
@@ -79,17 +92,7 @@ def build_parser(backend: str, prog: str | None = None) -> argparse.ArgumentPars
                     f"Any image size: images are reflect-padded to the network's multiple and cropped back, or "
                     f"restored in overlapping tiles (--tile). Booleans take True/False (TIPC style).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Output: one line per image on stdout, 'image: <name>, psnr: <x>, ssim: <y>' with --gt_dir "
-               "('image: <name>, saved: <path>' without), then 'avg psnr: <x>, avg ssim: <y>'; with --benchmark "
-               "True an AutoLog-style latency report follows. Images that fail are reported on stderr, the rest "
-               "are still processed, and the exit code is then 1 (2 for a bad model or option).\n\n"
-               f"Saving: {NAME_RULE}. A --save_dir equal to or inside --image_dir/--gt_dir, or one where a result "
-               "would replace an input, is refused unless --overwrite True.\n\n"
-               "Memory: an image that would need more than --max-memory in one piece is restored in tiles "
-               "(a note on stderr says which tile and why); the need is the network's peak bytes per pixel, "
-               "measured once on a small input, plus the image's own arrays. " + TOLERANCE_NOTE + ".\n\n"
-               "Example:\n  python " + (prog or "infer.py") + " --model_dir inference/hinet --image_dir noisy/ "
-               "--gt_dir clean/ --enable_mkldnn True --cpu_threads 2 --benchmark True")
+        epilog=_epilog(prog))
     _add(p, "model_dir", required=True, help="export directory (inference.yml, inference.json/.pdiparams"
                                              + ("" if backend == "paddle" else ", model.onnx") + ")")
     _add(p, "model_file", default=None,
@@ -124,7 +127,7 @@ def build_parser(backend: str, prog: str | None = None) -> argparse.ArgumentPars
          help="restore in tiles of this size (a multiple of the network's; 0: whole image; default from "
               "inference.yml). Memory then grows with the tile, not the image. A fixed-shape export always "
               "uses its own H x W as the tile. Without a tile, images over --max-memory are tiled anyway.")
-    _add(p, "max_memory", type=memory_size, default=None, metavar="SIZE",
+    _add(p, "max_memory", type=memory_arg, default=None, metavar="SIZE",
          help="memory budget per image, e.g. 8G or 512M (default: half of this machine's memory); an image "
               "that would need more in one piece is restored in the largest tiles that fit; 0: no limit")
     _add(p, "tile_overlap", type=int, default=None, help="overlap between tiles in pixels (default from "

@@ -145,6 +145,18 @@ def test_colliding_names_are_all_kept(call, tmp_path, tool):
         assert cv2.imread(str(out / saved)).shape == (h, w, 3)
 
 
+def test_output_name_rule():
+    """The documented rule, and a refusal (with the list) when even the rule cannot keep names apart."""
+    from ppir.errors import ConfigError
+    from ppir.infer.outputs import output_names
+
+    got = output_names(["d/a.png", "d/a.jpg", "d/a.bmp", "d/b.jpg", "d/A.png"])
+    assert got == {"d/a.png": "a.png", "d/a.jpg": "a.jpg.png", "d/a.bmp": "a.bmp.png", "d/b.jpg": "b.png",
+                   "d/A.png": "A.png"}
+    with pytest.raises(ConfigError, match=r"a\.jpg\.png <- a\.jpg, a\.jpg\.png\); rename them"):
+        output_names(["d/a.png", "d/a.jpg", "d/a.jpg.png"])
+
+
 @pytest.mark.parametrize("tool", TOOLS)
 def test_output_path_under_a_file(call, inputs, tmp_path, tool):
     (tmp_path / "notes.txt").write_text("a file, not a folder")
