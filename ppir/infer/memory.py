@@ -38,6 +38,7 @@ from .pipeline import padded_size
 PROBE_SIDE = 128
 SAFETY = 1.5
 FALLBACK_BYTES_PER_PIXEL = 4096.0
+MIN_BYTES_PER_PIXEL = 24.0  # a float32 RGB input and output: no network needs less (a measure of 0 is noise)
 PIPELINE_BYTES_PER_PIXEL = 96  # ~8 float32 RGB copies of the image
 DEFAULT_FRACTION = 0.5  # default budget: half the machine's (or the container's) memory
 IMAGE_WIDE = {"HINet": "instance norm", "MIRNet": "global-pooling attention"}
@@ -142,7 +143,7 @@ def measure_bytes_per_pixel(run: Callable[[np.ndarray], object], channels: int, 
     grew = _measure_peak(lambda: run(x))
     if grew is None:
         return FALLBACK_BYTES_PER_PIXEL, False
-    return SAFETY * grew / (side * side), True
+    return max(SAFETY * grew / (side * side), MIN_BYTES_PER_PIXEL), True
 
 
 def smallest_tile(overlap: int, multiple: int, min_size: int) -> int:
