@@ -27,7 +27,8 @@ NOTES = [
     "Exit codes: 0 all restored; 1 some images failed (named on stderr, the others are saved); 2 bad option, "
     "config, weights or output folder (nothing written).",
 ]
-EPILOG = __doc__.split("\n", 2)[2].rstrip() + "\n\n" + "\n\n".join(textwrap.fill(n, 110, break_on_hyphens=False) for n in NOTES)
+EPILOG = (__doc__.split("\n", 2)[2].rstrip() + "\n\n"
+          + "\n\n".join(textwrap.fill(n, 110, break_on_hyphens=False) for n in NOTES))
 
 
 def parse_args(argv=None):

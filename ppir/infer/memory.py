@@ -12,8 +12,9 @@ The estimate, kept simple:
   whether or not the image is tiled.
 
 The budget covers this work, on top of the process's own baseline (Python, Paddle, the model: about 0.4 GB for
-the runners). An image whose whole-image need exceeds the budget is restored in the largest square tile (a multiple of the
-network's) that fits; if even ``smallest_tile`` does not fit, the image fails with a one-line error.
+the runners). An image whose whole-image need exceeds the budget is restored in the largest square tile (a
+multiple of the network's) that fits; if even ``smallest_tile`` does not fit, the image fails with a one-line
+error.
 
 Tiling keeps the whole-image result within 0.05 dB PSNR for networks whose outputs depend only on a local
 neighbourhood (MIMO-UNet; tests/test_tiling.py). Networks with image-wide statistics (``IMAGE_WIDE``) see

@@ -266,7 +266,8 @@ def test_auto_tiling_over_the_memory_budget(call, tmp_path, monkeypatch, tool):
         notes[out] = [ln for ln in err.splitlines() if ln.startswith("note: ")]
         assert code == 0 and len(notes[out]) == (out == "auto"), err
     assert re.search(r"big\.png: 256x192 would need about 98 MB in one piece \(2000 bytes/pixel measured\), over "
-                     r"the memory budget of 32 MB \(--max-memory\): restoring in 112x112 tiles", notes["auto"][0]), notes
+                     r"the memory budget of 32 MB \(--max-memory\): restoring in 112x112 tiles",
+                     notes["auto"][0]), notes
     auto, tiled, whole = (cv2.imread(str(tmp_path / d / "big.png")).astype(int) for d in runs)
     np.testing.assert_array_equal(auto, tiled)
     assert 10 * np.log10(255 ** 2 / np.mean((auto - whole) ** 2)) > 35  # measured: 38.3 dB for all three
