@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 import paddle
 
 from .convert import MatchReport, match_state_dict, read_weights_file
+from .data.image_io import atomic_target, sweep_stale_temps
 from .errors import CheckpointError
 
 
@@ -30,16 +30,9 @@ def load_weights(model: paddle.nn.Layer, path: str, allow_partial: bool = False,
 
 
 def save_weights(model_or_state, path: str) -> None:
-    """Write a `.pdparams` atomically: a temporary file in the same folder, then a rename."""
+    """Write a `.pdparams` atomically: a temporary file in the same folder, then a rename. The file gets the
+    umask's mode, like open(); a temporary left by an earlier, killed save of the same file is removed."""
     state = model_or_state.state_dict() if isinstance(model_or_state, paddle.nn.Layer) else model_or_state
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pdparams", dir=folder)
-    os.close(fd)
-    try:
+    sweep_stale_temps(os.path.dirname(os.path.abspath(path)), os.path.basename(path))
+    with atomic_target(path) as tmp:
         paddle.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

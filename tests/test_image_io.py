@@ -52,3 +52,47 @@ def test_padding_reaches_multiple_and_minimum():
     np.testing.assert_array_equal(y[:, :5, :7], x)
     np.testing.assert_array_equal(y[:, 5, :7], x[:, 3])  # reflection, not repetition
     assert pad_to_multiple(np.ones((3, 1, 1)), 16, 32).shape == (3, 32, 32)
+
+
+def test_written_files_get_the_umask_mode(tmp_path):
+    """Like a plain open(): 0666 & ~umask (the old mkstemp scheme always gave 0600)."""
+    import os
+
+    import ppir
+
+    old = os.umask(0o022)
+    try:
+        write_image(str(tmp_path / "o.png"), np.zeros((3, 4, 3), np.float32))
+        ppir.save_weights({"w": np.ones(2, np.float32)}, str(tmp_path / "w.pdparams"))
+        os.umask(0o027)
+        write_image(str(tmp_path / "g.png"), np.zeros((3, 4, 3), np.float32))
+    finally:
+        os.umask(old)
+    assert oct(os.stat(tmp_path / "o.png").st_mode & 0o777) == oct(0o644)
+    assert oct(os.stat(tmp_path / "w.pdparams").st_mode & 0o777) == oct(0o644)
+    assert oct(os.stat(tmp_path / "g.png").st_mode & 0o777) == oct(0o640)
+
+
+def test_a_killed_write_leaves_a_temp_that_the_next_run_sweeps(tmp_path):
+    """A writer killed mid-write (os._exit before the rename) leaves its temporary; the sweep removes it, and
+    only it: a user's look-alike files and a temporary of a live process stay."""
+    import os
+    import subprocess
+    import sys
+
+    from ppir.data.image_io import sweep_stale_temps
+
+    from conftest import REPO
+
+    code = ("import os, sys, numpy as np; sys.path.insert(0, sys.argv[1]); import ppir.data.image_io as io; "
+            "os.replace = lambda *a: os._exit(9); io.write_image(sys.argv[2], np.zeros((2, 2, 3)))")
+    r = subprocess.run([sys.executable, "-c", code, REPO, str(tmp_path / "o.png")], capture_output=True)
+    assert r.returncode == 9
+    left = [n for n in os.listdir(tmp_path)]
+    assert len(left) == 1 and left[0].startswith(".o.png.ppir-") and left[0].endswith(".tmp")
+    look_alikes = [".o.png.ppir-notapid-0123abcd.tmp", "o.png.ppir-123-0123abcd.tmp", ".tmp-x.png",
+                   f".o.png.ppir-{os.getppid()}-0123abcd.tmp"]  # the last: a live process's temporary
+    for name in look_alikes:
+        (tmp_path / name).write_bytes(b"keep me")
+    assert sweep_stale_temps(str(tmp_path)) == [str(tmp_path / left[0])]
+    assert sorted(os.listdir(tmp_path)) == sorted(look_alikes)

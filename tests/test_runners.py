@@ -165,7 +165,8 @@ def test_tiled_runner(model_dir, tmp_path, capsys):
 def test_unavailable_options_are_one_line(model_dir, tmp_path, capsys, kind, args, message):
     cv2.imwrite(str(tmp_path / "a.png"), skimage.data.astronaut()[:32, :32])
     code = run(lambda a: runner.main(a, backend=kind),
-               ["--model_dir", model_dir, "--image_dir", str(tmp_path / "a.png"), "--save_dir", str(tmp_path)] + args)
+               ["--model_dir", model_dir, "--image_dir", str(tmp_path / "a.png"), "--save_dir", str(tmp_path / "out")]
+               + args)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0]
 

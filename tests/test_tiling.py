@@ -71,6 +71,27 @@ def test_tiled_output_within_005_db_of_full_frame_1280x720(frame):
     assert abs(psnr_full - peak_signal_noise_ratio(clean, noisy, data_range=1)) > 0.5  # the network does something
 
 
+def test_auto_tiling_keeps_the_005_db_criterion(frame, monkeypatch):
+    """Over the memory budget, DygraphRestorer (tools/predict.py) tiles on its own, says so, and stays within the
+    documented 0.05 dB of the whole frame. The network's need is fixed at 2000 bytes/pixel so the tile is known:
+    sqrt((220 MiB - 96 B x 921600 px) / 2000) = 266 -> 264 (a multiple of 4)."""
+    from ppir.infer import memory
+
+    monkeypatch.setattr(memory, "measure_bytes_per_pixel", lambda *a: (2000.0, True))
+    clean, noisy = frame
+    paddle.seed(0)
+    model = TinyUNet()
+    model.eval()
+    notes = []
+    auto = DygraphRestorer(model, tile_overlap=32, max_memory=memory.parse_memory("220M"), notes=notes.append)
+    tiled = auto(noisy, "frame.png")
+    assert len(notes) == 1 and "frame.png: 1280x720" in notes[0] and "restoring in 264x264 tiles" in notes[0]
+    full = np.clip(run_network(model, preprocess(noisy, 4, 4))[0].transpose(1, 2, 0), 0, 1)
+    psnr_full = peak_signal_noise_ratio(clean, full, data_range=1)
+    assert abs(peak_signal_noise_ratio(clean, tiled, data_range=1) - psnr_full) < 0.05
+    assert peak_signal_noise_ratio(full, tiled, data_range=1) > 60
+
+
 @pytest.mark.parametrize("size,tile,overlap", [(720, 256, 32), (1280, 256, 32), (256, 256, 32), (257, 256, 32),
                                                (100, 256, 32), (1000, 128, 0), (999, 96, 95)])
 def test_smooth_placement_covers_the_image(size, tile, overlap):
