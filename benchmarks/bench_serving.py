@@ -262,7 +262,7 @@ def _monitor(url, pid, period, stop, results):
     from ppir.serving.client import get_json
 
     polls = failed = peak = 0
-    worst = 0.0
+    latencies = []
     while not stop.is_set():
         peak = max(peak, rss_bytes(pid))
         t0 = time.perf_counter()
@@ -271,10 +271,12 @@ def _monitor(url, pid, period, stop, results):
             ok = status == 200 and body.get("errorCode") == 0
         except Exception:  # noqa: BLE001 - a failed health check is what is counted
             ok = False
-        worst = max(worst, time.perf_counter() - t0)
+        latencies.append(time.perf_counter() - t0)
         polls, failed = polls + 1, failed + (not ok)
         stop.wait(period)
-    results.put({"polls": polls, "failed": failed, "worst_s": worst, "peak_rss": peak})
+    latencies = sorted(latencies) or [0.0]
+    results.put({"polls": polls, "failed": failed, "worst_s": latencies[-1], "p50_s": latencies[len(latencies) // 2],
+                 "p99_s": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], "peak_rss": peak})
 
 
 class Monitor:
@@ -480,6 +482,8 @@ def main(argv=None):
                     "cpu": cpu_model(), "abuse": {k: tally(v) for k, v in abuse.items()},
                     "health_polls": watched["polls"], "health_failed": watched["failed"],
                     "health_worst_ms": round(watched["worst_s"] * 1000, 1),
+                    "health_p50_ms": round(watched["p50_s"] * 1000, 1),
+                    "health_p99_ms": round(watched["p99_s"] * 1000, 1),
                     "rss_mb": {"start": round(rss_start / MB), "peak": round(watched["peak_rss"] / MB),
                                "after": round(rss_after / MB)} if monitor.pid else None})
     if args.model_dir:
@@ -510,7 +514,8 @@ def print_table(summary, args, wall):
         ("503s by reason (server)", ", ".join(f"{k} {v}" for k, v in (summary["server_rejected"] or {}).items())),
         ("peak server RSS", f"{rss['peak']} MB (at start {rss['start']} MB, 1 s after the run {rss['after']} MB)"
                             if rss else "unknown (pass --server-pid)"),
-        ("worst /health latency", f"{summary['health_worst_ms']} ms ({summary['health_polls']} polls, "
+        ("worst /health latency", f"{summary['health_worst_ms']} ms (p50 {summary['health_p50_ms']} ms, p99 "
+                                  f"{summary['health_p99_ms']} ms; {summary['health_polls']} polls, "
                                   f"{summary['health_failed']} failed)"),
     ]
     width = max(len(k) for k, _ in rows)
