@@ -248,11 +248,19 @@ def summarize(results, wall, shape):
 
 # ----------------------------------------------------------------------------------------------- the abuse
 def rss_bytes(pid) -> int:
+    """RSS of process `pid` and all its descendants (the server's predictor processes), 0 when unknown."""
+    if not pid:
+        return 0
+    total = 0
     try:
         with open(f"/proc/{pid}/status") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS"))
-    except (OSError, StopIteration, TypeError):
-        return 0
+            total = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS"))
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                total += sum(rss_bytes(int(child)) for child in f.read().split())
+    except (OSError, StopIteration, ValueError):
+        pass
+    return total
 
 
 def _monitor(url, pid, period, stop, results):
@@ -512,7 +520,7 @@ def print_table(summary, args, wall):
         (f"huge bodies ({args.huge} x {args.huge_mb:g} MB, no image)", summary["abuse"]["huge"]),
         (f"slow clients ({args.slow})", summary["abuse"]["slow"]),
         ("503s by reason (server)", ", ".join(f"{k} {v}" for k, v in (summary["server_rejected"] or {}).items())),
-        ("peak server RSS", f"{rss['peak']} MB (at start {rss['start']} MB, 1 s after the run {rss['after']} MB)"
+        ("peak server RSS (+ predictor processes)", f"{rss['peak']} MB (at start {rss['start']} MB, 1 s after the run {rss['after']} MB)"
                             if rss else "unknown (pass --server-pid)"),
         ("worst /health latency", f"{summary['health_worst_ms']} ms (p50 {summary['health_p50_ms']} ms, p99 "
                                   f"{summary['health_p99_ms']} ms; {summary['health_polls']} polls, "

@@ -22,7 +22,8 @@ def opencv_pixel_limit(argv, default=4096 * 4096):
         os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = value
 
 
-opencv_pixel_limit(sys.argv[1:])
+if __name__ == "__main__":  # not in a predictor's child process (it inherits the variable)
+    opencv_pixel_limit(sys.argv[1:])
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from ppir.cli import run  # noqa: E402

@@ -34,12 +34,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from ..data.image_io import encode_image
 from .budget import ByteBudget
+from .child import PredictorProcess, restore_png
+from .child import short_error as _short
 from .pool import PredictorPool
-from .protocol import (RequestError, ServerBusy, b64encode_steps, decode_base64, decode_request_image,
-                       paddlex_error, paddlex_image_field, paddlex_success, parse_json, pipeline_error,
-                       pipeline_image_field, pipeline_success, precheck_image_bytes)
+from .protocol import (RequestError, ServerBusy, b64encode_steps, decode_base64, paddlex_error, paddlex_image_field,
+                       paddlex_success, parse_json, pipeline_error, pipeline_image_field, pipeline_success,
+                       precheck_image_bytes)
 from .stats import ServingStats
 
 log = logging.getLogger("ppir.serving")
@@ -100,20 +101,14 @@ def parse_request(body, field, max_pixels: int):
 
 
 def restore_job(raw, max_pixels: int):
-    """What a predictor thread does for one request: decode, restore, encode as PNG, base64."""
+    """What a predictor thread does for one request: decode, restore, encode as PNG (in the thread, or in the
+    predictor's child process), base64."""
 
     def job(restorer):
-        img = decode_request_image(raw, max_pixels)
-        h, w = img.shape[:2]
-        try:
-            out = restorer(img)
-        except RequestError:
-            raise
-        except Exception as e:  # noqa: BLE001 - the model failing is a 500 for this request only
-            raise RequestError(500, f"inference failed ({_short(e)})") from e
-        if out.shape[:2] != (h, w):
-            raise RequestError(500, f"inference returned a {out.shape[1]}x{out.shape[0]} image for a {w}x{h} input")
-        png = encode_image(out, ".png")
+        if isinstance(restorer, PredictorProcess):
+            png, h, w = restorer.restore(raw)
+        else:
+            png, h, w = restore_png(restorer, raw, max_pixels)
         return b64encode_steps(png), h, w
 
     return job

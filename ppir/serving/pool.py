@@ -84,6 +84,9 @@ class PredictorPool:
         for t in self._threads:
             t.join(timeout)
         self._threads = []
+        for backend in self.backends:  # predictors in child processes are stopped here
+            if hasattr(backend, "close"):
+                backend.close()
 
     # ------------------------------------------------------------------------------------------- requests
     @property

@@ -74,6 +74,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
              "inference.yml, 0: whole images)")
     add("--tile-overlap", "--tile_overlap", dest="tile_overlap", type=int, default=None,
         help="tile overlap in pixels (default from inference.yml)")
+    add("--predictor-process", "--predictor_process", dest="predictor_process", choices=("auto", "yes", "no"),
+        default="auto",
+        help="run each predictor in a child process: auto (default) does so for --backend paddle, whose runs hold "
+             "Python's GIL and would stall /health and every other request meanwhile; no: threads of this process")
     add("--warmup", type=int, default=1,
         help="run each predictor this many times on a small input before serving (default: %(default)s)")
     add("--max-connections", "--max_connections", dest="max_connections", type=int, default=256,
@@ -177,8 +181,15 @@ def main(argv=None, prog: str | None = None) -> int:
     threads = args.cpu_threads or max(1, (os.cpu_count() or 1) // args.workers)
     queue_size = args.queue_size
     stats = ServingStats()
-    pool = PredictorPool(lambda i: make_restorer(args, info, threads), args.workers, queue_size,
-                         args.queue_timeout, on_done=stats.record_job)
+    if args.predictor_process == "yes" or (args.predictor_process == "auto" and args.backend == "paddle"):
+        from .child import PredictorProcess
+
+        def factory(i):
+            return PredictorProcess(make_restorer, (args, info, threads), args.max_pixels, f"ppir-predictor-{i}")
+    else:
+        def factory(i):
+            return make_restorer(args, info, threads)
+    pool = PredictorPool(factory, args.workers, queue_size, args.queue_timeout, on_done=stats.record_job)
     pool.start()  # BackendError (missing model.onnx, bad program) -> one line, exit 2
     sock = None
     try:
@@ -193,8 +204,9 @@ def main(argv=None, prog: str | None = None) -> int:
         uv_config = uvicorn.Config(app, log_level=args.log_level, access_log=False, log_config=None,
                                    limit_concurrency=args.max_connections, timeout_keep_alive=5)
         server = uvicorn.Server(uv_config)
-        log.info("%s on %s, %d predictor(s) x %d thread(s), queue %d, max %d pixels, bodies at most %.0f MB "
-                 "each, %.0f MB in flight", info.model_name, config.backend_name, args.workers, threads, queue_size,
+        log.info("%s on %s, %d predictor(s)%s x %d thread(s), queue %d, max %d pixels, bodies at most %.0f MB "
+                 "each, %.0f MB in flight", info.model_name, config.backend_name, args.workers,
+                 " in child processes" if hasattr(pool.backends[0], "close") else "", threads, queue_size,
                  args.max_pixels, config.body_limit() / (1 << 20), config.inflight_limit() / (1 << 20))
         print(f"ppir serving: listening on http://{shown}:{port} (pid {os.getpid()})", file=sys.stderr, flush=True)
         server.run(sockets=[sock])
