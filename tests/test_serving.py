@@ -348,6 +348,7 @@ def test_bad_start_is_one_line_exit_2(fragile_dir, tmp_path):
     cases = [
         (["--model_dir", str(tmp_path / "missing")], "no such folder"),
         (["--model_dir", fragile_dir, "--backend", "onnxruntime", "--workers", "0"], "--workers"),
+        (["--model_dir", fragile_dir, "--max-body-mb", "4", "--max-inflight-mb", "5"], "--max-inflight-mb"),
         # the warm-up run (32x32 on a 64x64-only model) fails: a clear line, not a traceback
         (["--model_dir", fragile_dir, "--backend", "onnxruntime"], "--warmup 0"),
     ]

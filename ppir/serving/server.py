@@ -63,7 +63,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
              "--max-pixels)")
     add("--max-inflight-mb", "--max_inflight_mb", dest="max_inflight_mb", type=float, default=None,
         help="MB of request bodies held at once, all requests together (being received, parsed or queued); a "
-             "request that would exceed it gets 503 before its body is read (default: 2 x --max-body-mb)")
+             "request that would exceed it gets 503 before its body is read; at least 4/3 of --max-body-mb, as "
+             "bodies over 1/16 of it may only fill 3/4 of it together (default: 2 x --max-body-mb)")
     add("--cpu-threads", "--cpu_threads", dest="cpu_threads", type=int, default=None,
         help="CPU threads of each predictor (default: cores / workers, at least 1)")
     add("--enable-mkldnn", "--enable_mkldnn", dest="enable_mkldnn", action="store_true",
@@ -177,7 +178,15 @@ def main(argv=None, prog: str | None = None) -> int:
         log.warning("OpenCV was loaded before OPENCV_IO_MAX_IMAGE_PIXELS was set (start the server with "
                     "deploy/serving/server.py): images whose size is not read from their header are checked "
                     "only after decoding")
+    config = ServingConfig(max_pixels=args.max_pixels,
+                           max_body_bytes=int(args.max_body_mb * (1 << 20)) if args.max_body_mb else 0,
+                           max_inflight_bytes=int(args.max_inflight_mb * (1 << 20)) if args.max_inflight_mb else 0)
+    least = (config.body_limit() * 4 // 3 + 1) / (1 << 20)
+    if args.max_inflight_mb and args.max_inflight_mb < least:
+        raise ConfigError(f"--max-inflight-mb must be at least 4/3 of the largest body ({least:.1f} MB), so that one "
+                          f"fits beside the share kept for small requests; got {args.max_inflight_mb:g}")
     info = read_deploy_info(args.model_dir)
+    config.model_name = info.model_name
     threads = args.cpu_threads or max(1, (os.cpu_count() or 1) // args.workers)
     queue_size = args.queue_size
     stats = ServingStats()
@@ -193,10 +202,7 @@ def main(argv=None, prog: str | None = None) -> int:
     pool.start()  # BackendError (missing model.onnx, bad program) -> one line, exit 2
     sock = None
     try:
-        config = ServingConfig(max_pixels=args.max_pixels,
-                               max_body_bytes=int(args.max_body_mb * (1 << 20)) if args.max_body_mb else 0,
-                               max_inflight_bytes=int(args.max_inflight_mb * (1 << 20)) if args.max_inflight_mb else 0,
-                               model_name=info.model_name, backend_name=pool.backends[0].backend.name)
+        config.backend_name = pool.backends[0].backend.name
         app = create_app(pool, config, stats)
         sock = _bind(args.host, args.port)
         host, port = sock.getsockname()[:2]
