@@ -53,6 +53,7 @@ class ServingConfig:
     max_pixels: int = 4096 * 4096
     max_body_bytes: int = 0  # 0: derived from max_pixels
     max_inflight_bytes: int = 0  # 0: twice the body limit
+    body_timeout: float = 30.0  # seconds without a byte of the body before the request is dropped (408)
     model_name: str = ""
     backend_name: str = ""
 
@@ -137,8 +138,16 @@ def create_app(pool: PredictorPool, config: ServingConfig | None = None, stats: 
 
     async def read_body(request: Request, reservation) -> bytearray:
         body = bytearray()
+        stream = request.stream()
         try:
-            async for chunk in request.stream():
+            while True:
+                try:  # a client that stops sending would hold its share of the budget for ever
+                    chunk = await asyncio.wait_for(anext(stream), config.body_timeout)
+                except StopAsyncIteration:
+                    break
+                except asyncio.TimeoutError:
+                    raise RequestError(408, f"no byte of the request body arrived for {config.body_timeout:g} s "
+                                            f"(after {len(body)} bytes); send the body at once") from None
                 if len(body) + len(chunk) > limit:
                     raise RequestError(413, f"the request body exceeds {limit} bytes; send a smaller image")
                 reservation.ensure(len(body) + len(chunk))  # a body without Content-Length reserves as it comes

@@ -65,6 +65,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="MB of request bodies held at once, all requests together (being received, parsed or queued); a "
              "request that would exceed it gets 503 before its body is read; at least 4/3 of --max-body-mb, as "
              "bodies over 1/16 of it may only fill 3/4 of it together (default: 2 x --max-body-mb)")
+    add("--body-timeout", "--body_timeout", dest="body_timeout", type=float, default=30.0,
+        help="seconds a request may go without sending a byte of its body before it gets 408 and its share of "
+             "--max-inflight-mb is freed (default: %(default)s)")
     add("--cpu-threads", "--cpu_threads", dest="cpu_threads", type=int, default=None,
         help="CPU threads of each predictor (default: cores / workers, at least 1)")
     add("--enable-mkldnn", "--enable_mkldnn", dest="enable_mkldnn", action="store_true",
@@ -151,7 +154,7 @@ def main(argv=None, prog: str | None = None) -> int:
         raise ConfigError(f"--port must be in 0..65535, got {args.port}")
     if args.cpu_threads is not None and args.cpu_threads < 1:
         raise ConfigError(f"--cpu-threads must be at least 1, got {args.cpu_threads}")
-    for name in ("max_body_mb", "max_inflight_mb", "queue_timeout"):
+    for name in ("max_body_mb", "max_inflight_mb", "queue_timeout", "body_timeout"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if not os.path.isdir(args.model_dir):
@@ -180,7 +183,8 @@ def main(argv=None, prog: str | None = None) -> int:
                     "only after decoding")
     config = ServingConfig(max_pixels=args.max_pixels,
                            max_body_bytes=int(args.max_body_mb * (1 << 20)) if args.max_body_mb else 0,
-                           max_inflight_bytes=int(args.max_inflight_mb * (1 << 20)) if args.max_inflight_mb else 0)
+                           max_inflight_bytes=int(args.max_inflight_mb * (1 << 20)) if args.max_inflight_mb else 0,
+                           body_timeout=args.body_timeout)
     least = (config.body_limit() * 4 // 3 + 1) / (1 << 20)
     if args.max_inflight_mb and args.max_inflight_mb < least:
         raise ConfigError(f"--max-inflight-mb must be at least 4/3 of the largest body ({least:.1f} MB), so that one "

@@ -57,10 +57,11 @@ def plain(model_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tight(model_dir, tmp_path_factory):
-    """Bodies of at most 4 MB each and 6 MB in flight together; a 1 s queue timeout. ONNX Runtime, which lets
-    other threads run while it computes (Paddle Inference's run holds the GIL), so refusals are timed fairly."""
+    """Bodies of at most 4 MB each and 6 MB in flight together, a 1 s queue timeout, 3 s for a stalled body; ONNX
+    Runtime in a thread of the server (it releases the GIL while it computes: quick start, fair timings)."""
     srv = serve(tmp_path_factory, "tight", "--model_dir", model_dir, "--backend", "onnxruntime", "--workers", 1,
-                "--max-pixels", 1000000, "--max-body-mb", 4, "--max-inflight-mb", 6, "--queue-timeout", 1)
+                "--max-pixels", 1000000, "--max-body-mb", 4, "--max-inflight-mb", 6, "--queue-timeout", 1,
+                "--body-timeout", 3)
     yield srv
     srv.stop()
 
@@ -268,6 +269,20 @@ def test_bodies_in_flight_are_bounded(tight):
     assert status == 400
     one_line_error(json.loads(raw), 400)
     assert tight.proc.poll() is None
+
+
+def test_stalled_body_times_out_and_frees_its_bytes(tight):
+    stalled = open_upload(tight.url, 3 * MB, b'{"image": "')
+    try:
+        wait_for(lambda: get_json(tight.url + "/metrics")[1]["inflight_bytes"]["now"] == 3 * MB)
+        t0 = time.perf_counter()
+        status, _, body = read_answer(stalled, timeout=10)
+        assert status == 408 and 2.5 < time.perf_counter() - t0 < 6
+        one_line_error(body, 408)
+        assert "3 s" in body["errorMsg"]
+    finally:
+        stalled.close()
+    assert get_json(tight.url + "/metrics")[1]["inflight_bytes"]["now"] == 0
 
 
 def test_expected_wait_beyond_queue_timeout_is_refused_at_once(tight):
