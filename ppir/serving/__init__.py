@@ -9,6 +9,8 @@ and that binary's Paddle cannot read PIR programs), so ppir serves the way Paddl
 * ``pool``      a fixed pool of predictor threads, each owning one backend, behind a bounded queue (full, or a
                 wait longer than --queue-timeout expected -> 503);
 * ``budget``    the bytes of request bodies held at once, across requests (over -> 503 before reading a body);
+* ``child``     restoring one image (decode, run, encode PNG), in a predictor thread or a predictor's child
+                process (Paddle Inference, whose runs hold the GIL);
 * ``stats``     request counters and latency percentiles for ``GET /metrics``;
 * ``app``       the FastAPI application factory (``create_app``);
 * ``server``    the command line (``deploy/serving/server.py``);

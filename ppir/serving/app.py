@@ -16,7 +16,8 @@ The event loop only moves bytes: a request is refused before its body is read wh
 wait would exceed --queue-timeout, when its Content-Length is over the per-request limit (413) or when its body
 does not fit in the budget of bytes in flight (``budget``); the body arrives in 64 KB pieces, JSON parsing and
 base64 decoding run in a parser thread in short steps (``protocol``), decoding, inference and encoding in a
-predictor thread, so ``/health`` answers within milliseconds whatever the other requests carry.
+predictor thread or its child process (``child``), so ``/health`` answers within milliseconds whatever the other
+requests carry.
 """
 from __future__ import annotations
 
@@ -88,11 +89,6 @@ def release_memory() -> None:
         _TRIM(0)
 
 
-def _short(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0][:300]}" if lines else type(e).__name__
-
-
 def parse_request(body, field, max_pixels: int):
     """What a parser thread does for one request: JSON -> (image file bytes, logId or None, header size or None)."""
     data = parse_json(body)
@@ -116,7 +112,8 @@ def restore_job(raw, max_pixels: int):
 
 
 def create_app(pool: PredictorPool, config: ServingConfig | None = None, stats: ServingStats | None = None) -> FastAPI:
-    """The application over a started `pool` whose backends are callables image -> restored uint8 image."""
+    """The application over a started `pool` whose backends are callables image -> restored uint8 image, or
+    `PredictorProcess`es holding such a callable in a child process."""
     config = config or ServingConfig()
     stats = stats or ServingStats()
     if pool.on_done is None:
