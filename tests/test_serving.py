@@ -29,7 +29,8 @@ from ppir.infer.backends import PaddleInferenceBackend
 from ppir.infer.runner import Restorer
 from ppir.serving import launch
 from ppir.serving.client import get_json, post_json, post_raw
-from ppir.serving.protocol import RequestError, decode_base64, image_size_from_header, looks_like_image
+from ppir.serving.protocol import (JsonText, RequestError, decode_base64, image_size_from_header, looks_like_image,
+                                   parse_json, pipeline_image_field)
 
 from conftest import REPO, export_tiny_hinet
 
@@ -121,6 +122,11 @@ def test_protocol_helpers():
     assert image_size_from_header(image(37, 53, ext=".bmp")) == (37, 53)
     assert image_size_from_header(image(37, 53, ext=".webp")) == (37, 53)
     assert image_size_from_header(png_header(100000, 7)) == (7, 100000)
+    # formats whose size used to be known only after decoding (a small file could announce gigapixels)
+    for ext in (".tif", ".ppm", ".pgm", ".pbm", ".pam", ".pfm", ".ras", ".hdr", ".jp2", ".avif"):
+        img = np.zeros((37, 53, 3), np.float32 if ext in (".pfm", ".hdr") else np.uint8)
+        img = img[:, :, 0] if ext in (".pgm", ".pbm") else img
+        assert image_size_from_header(cv2.imencode(ext, img)[1].tobytes()) == (37, 53), ext
     assert image_size_from_header(b"not an image") is None
     for ext in (".png", ".jpg", ".bmp", ".webp", ".tif", ".ppm"):
         assert looks_like_image(image(9, 7, ext=ext)), ext
@@ -290,8 +296,41 @@ def test_busy_server_answers_503_then_recovers(fragile_server):
             body = json.loads(raw)
             assert body["errorCode"] == 503 and "busy" in body["errorMsg"] and "retry" in body["errorMsg"]
             assert int(headers["retry-after"]) >= 1
+    status, metrics = get_json(fragile_server.url + "/metrics")
+    assert metrics["rejected"]["queue_full"] >= statuses.count(503)  # 503s counted by the limit that refused them
+    with urllib.request.urlopen(fragile_server.url + "/metrics?format=prometheus", timeout=10) as resp:
+        assert 'ppir_rejected_total{reason="queue_full"}' in resp.read().decode()
     status, _, body = restore(fragile_server.url, data)
     assert status == 200 and decode_png(body["result"]["image"]).shape == (256, 256, 3)
+
+
+def test_long_base64_strings_are_decoded_in_steps():
+    """Long image strings are not parsed by json.loads but decoded from the body in 1 MB steps: the result must be
+    what json.loads + base64 give, whatever JSON escapes or line breaks the client used, across step boundaries."""
+    raw = np.random.default_rng(5).integers(0, 256, 2_500_000, dtype=np.uint8).tobytes()
+    text = b64(raw)
+    variants = {
+        "plain": json.dumps({"image": text, "logId": "a"}),
+        "php_slashes": json.dumps({"image": text}).replace("/", "\\/"),
+        "line_breaks": json.dumps({"image": "\n".join(text[i:i + 76] for i in range(0, len(text), 76))}),
+        "unicode_escapes": json.dumps({"image": text}).replace("Q", "\\u0051"),
+        "data_uri_no_padding": json.dumps({"image": "data:image/png;base64," + text.rstrip("=")}),
+    }
+    for name, body in variants.items():
+        data = parse_json(body.encode())
+        assert isinstance(data["image"], JsonText), name
+        assert bytes(decode_base64(data["image"])) == raw, name
+    pipeline = parse_json(json.dumps({"key": ["image"], "value": [text]}).encode())
+    assert bytes(decode_base64(pipeline_image_field(pipeline))) == raw
+    bad = {"padding_inside": text[:1_500_000] + "==" + text[1_500_000:], "non_ascii": text[:2_000_000] + "é",
+           "bad_character": text[:1_048_575] + "*" + text[1_048_576:]}
+    for name, value in bad.items():
+        with pytest.raises(RequestError) as e:
+            decode_base64(parse_json(json.dumps({"image": value}).encode())["image"])
+        assert e.value.status == 400 and "not valid base64" in e.value.message, name
+    with pytest.raises(RequestError) as e:  # megabytes of JSON outside strings: refused before json.loads
+        parse_json(b"[" + b"0," * 1_000_000 + b"0]")
+    assert e.value.status == 400 and "besides its long strings" in e.value.message
 
 
 def test_inference_error_is_500_and_next_request_works(fragile_server):
@@ -309,6 +348,7 @@ def test_bad_start_is_one_line_exit_2(fragile_dir, tmp_path):
     cases = [
         (["--model_dir", str(tmp_path / "missing")], "no such folder"),
         (["--model_dir", fragile_dir, "--backend", "onnxruntime", "--workers", "0"], "--workers"),
+        (["--model_dir", fragile_dir, "--max-body-mb", "4", "--max-inflight-mb", "5"], "--max-inflight-mb"),
         # the warm-up run (32x32 on a 64x64-only model) fails: a clear line, not a traceback
         (["--model_dir", fragile_dir, "--backend", "onnxruntime"], "--warmup 0"),
     ]

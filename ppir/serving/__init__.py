@@ -3,9 +3,14 @@
 Paddle Serving's C++ server cannot be installed on current Python (it downloads a prebuilt binary at run time,
 and that binary's Paddle cannot read PIR programs), so ppir serves the way PaddleX's basic serving does:
 
-* ``requests``  parsing and validation of the two request formats (PaddleX envelope, Paddle Serving pipeline),
-                base64, image headers checked before decoding (too many pixels -> 413 without decoding);
-* ``pool``      a fixed pool of predictor threads, each owning one backend, behind a bounded queue (full -> 503);
+* ``protocol``  parsing and validation of the two request formats (PaddleX envelope, Paddle Serving pipeline),
+                base64 in short GIL-releasing steps, image headers checked before decoding (too many pixels -> 413
+                without decoding);
+* ``pool``      a fixed pool of predictor threads, each owning one backend, behind a bounded queue (full, or a
+                wait longer than --queue-timeout expected -> 503);
+* ``budget``    the bytes of request bodies held at once, across requests (over -> 503 before reading a body);
+* ``child``     restoring one image (decode, run, encode PNG), in a predictor thread or a predictor's child
+                process (Paddle Inference, whose runs hold the GIL);
 * ``stats``     request counters and latency percentiles for ``GET /metrics``;
 * ``app``       the FastAPI application factory (``create_app``);
 * ``server``    the command line (``deploy/serving/server.py``);

@@ -11,23 +11,35 @@ Every failure is answered in the envelope of the route that was called, with the
 400 malformed (not JSON, bad base64, not an image, zero size), 422 a missing or mistyped field, 413 too many
 pixels or too large a body, 503 busy (with Retry-After), 500 inference failed. No request can stop the server:
 every exception ends in a response, and the predictor that raised it serves the next request.
+
+The event loop only moves bytes: a request is refused before its body is read when the pool is full, when its
+wait would exceed --queue-timeout, when its Content-Length is over the per-request limit (413) or when its body
+does not fit in the budget of bytes in flight (``budget``); the body arrives in 64 KB pieces, JSON parsing and
+base64 decoding run in a parser thread in short steps (``protocol``), decoding, inference and encoding in a
+predictor thread or its child process (``child``), so ``/health`` answers within milliseconds whatever the other
+requests carry.
 """
 from __future__ import annotations
 
 import asyncio
-import base64
+import concurrent.futures
+import ctypes
 import logging
+import sys
 import time
 import uuid
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
-from ..data.image_io import encode_image
+from .budget import ByteBudget
+from .child import PredictorProcess, restore_png
+from .child import short_error as _short
 from .pool import PredictorPool
-from .protocol import (RequestError, decode_base64, decode_request_image, paddlex_error, paddlex_image_field,
+from .protocol import (RequestError, ServerBusy, b64encode_steps, decode_base64, paddlex_error, paddlex_image_field,
                        paddlex_success, parse_json, pipeline_error, pipeline_image_field, pipeline_success,
                        precheck_image_bytes)
 from .stats import ServingStats
@@ -41,6 +53,8 @@ RESTORE_PATH = "/image-restoration"
 class ServingConfig:
     max_pixels: int = 4096 * 4096
     max_body_bytes: int = 0  # 0: derived from max_pixels
+    max_inflight_bytes: int = 0  # 0: twice the body limit
+    body_timeout: float = 30.0  # seconds without a byte of the body before the request is dropped (408)
     model_name: str = ""
     backend_name: str = ""
 
@@ -50,66 +64,116 @@ class ServingConfig:
         # an uncompressed 16-bit RGB file of max_pixels, base64-encoded, plus the JSON around it
         return int(self.max_pixels * 6 * 4 / 3) + (1 << 20)
 
+    def inflight_limit(self) -> int:
+        """Bytes of bodies held at once: at least one largest body besides the share kept for small ones."""
+        return max(self.max_inflight_bytes or 2 * self.body_limit(), self.body_limit() * 4 // 3 + 1)
 
-def _short(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0][:300]}" if lines else type(e).__name__
+
+TRIM_AFTER = 8 << 20  # a request body this large is followed by malloc_trim (see release_memory)
 
 
-def restore_job(raw: bytes, max_pixels: int):
-    """What a predictor thread does for one request: decode, restore, encode as PNG, base64."""
+def _malloc_trim():
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim if sys.platform.startswith("linux") else None
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def release_memory() -> None:
+    """Give freed heap memory back to the system (glibc keeps it otherwise: after a burst of large requests the
+    server would stay at its peak size). Takes a few ms; runs in a parser thread."""
+    if _TRIM is not None:
+        _TRIM(0)
+
+
+def parse_request(body, field, max_pixels: int):
+    """What a parser thread does for one request: JSON -> (image file bytes, logId or None, header size or None)."""
+    data = parse_json(body)
+    log_id = data.get("logId")
+    raw = decode_base64(field(data))
+    return raw, (log_id[:64] if isinstance(log_id, str) and log_id else None), precheck_image_bytes(raw, max_pixels)
+
+
+def restore_job(raw, max_pixels: int):
+    """What a predictor thread does for one request: decode, restore, encode as PNG (in the thread, or in the
+    predictor's child process), base64."""
 
     def job(restorer):
-        img = decode_request_image(raw, max_pixels)
-        h, w = img.shape[:2]
-        try:
-            out = restorer(img)
-        except RequestError:
-            raise
-        except Exception as e:  # noqa: BLE001 - the model failing is a 500 for this request only
-            raise RequestError(500, f"inference failed ({_short(e)})") from e
-        if out.shape[:2] != (h, w):
-            raise RequestError(500, f"inference returned a {out.shape[1]}x{out.shape[0]} image for a {w}x{h} input")
-        png = encode_image(out, ".png")
-        return base64.b64encode(png).decode("ascii"), h, w
+        if isinstance(restorer, PredictorProcess):
+            png, h, w = restorer.restore(raw)
+        else:
+            png, h, w = restore_png(restorer, raw, max_pixels)
+        return b64encode_steps(png), h, w
 
     return job
 
 
 def create_app(pool: PredictorPool, config: ServingConfig | None = None, stats: ServingStats | None = None) -> FastAPI:
-    """The application over a started `pool` whose backends are callables image -> restored uint8 image."""
+    """The application over a started `pool` whose backends are callables image -> restored uint8 image, or
+    `PredictorProcess`es holding such a callable in a child process."""
     config = config or ServingConfig()
     stats = stats or ServingStats()
     if pool.on_done is None:
         pool.on_done = stats.record_job
     limit = config.body_limit()
+    budget = ByteBudget(config.inflight_limit())
+    parser = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="ppir-parse")
     app = FastAPI(title="ppir image restoration", version="1", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.pool, app.state.stats, app.state.config = pool, stats, config
+    app.state.pool, app.state.stats, app.state.config, app.state.budget = pool, stats, config, budget
 
-    async def read_body(request: Request) -> bytes:
+    def declared_length(request: Request) -> int | None:
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > limit:
-            raise RequestError(413, f"the request body has {int(length)} bytes, more than this server accepts "
-                                    f"({limit}); send a smaller image")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise RequestError(413, f"the request body exceeds {limit} bytes; send a smaller image")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        if length and length.isdigit():
+            if int(length) > limit:
+                raise RequestError(413, f"the request body has {int(length)} bytes, more than this server accepts "
+                                        f"({limit}); send a smaller image")
+            return int(length)
+        return None
 
-    async def restore(request: Request, field) -> tuple[str, int, int]:
-        body = await read_body(request)
-        data = parse_json(body)
-        if isinstance(data.get("logId"), str) and data["logId"]:
-            request.state.log_id = data["logId"][:64]
-        raw = decode_base64(field(data))
-        size = precheck_image_bytes(raw, config.max_pixels)
-        if size:
-            request.state.image = f"{size[1]}x{size[0]}"
-        future = pool.submit(restore_job(raw, config.max_pixels))
-        b64, h, w = await asyncio.wrap_future(future)
+    async def read_body(request: Request, reservation) -> bytearray:
+        body = bytearray()
+        stream = request.stream()
+        try:
+            while True:
+                try:  # a client that stops sending would hold its share of the budget for ever
+                    chunk = await asyncio.wait_for(anext(stream), config.body_timeout)
+                except StopAsyncIteration:
+                    break
+                except asyncio.TimeoutError:
+                    raise RequestError(408, f"no byte of the request body arrived for {config.body_timeout:g} s "
+                                            f"(after {len(body)} bytes); send the body at once") from None
+                if len(body) + len(chunk) > limit:
+                    raise RequestError(413, f"the request body exceeds {limit} bytes; send a smaller image")
+                reservation.ensure(len(body) + len(chunk))  # a body without Content-Length reserves as it comes
+                body += chunk
+        except ClientDisconnect:
+            raise RequestError(400, f"the client went away after {len(body)} bytes of the body") from None
+        return body
+
+    async def restore(request: Request, field) -> tuple[bytes, int, int]:
+        # refusals that need no body come first, so that they cost nothing and are answered at once
+        length = declared_length(request)
+        pool.check()
+        reservation = budget.reserve(length or 0)
+        loop = asyncio.get_running_loop()
+        try:
+            body = await read_body(request, reservation)
+            raw, log_id, size = await loop.run_in_executor(parser, parse_request, body, field, config.max_pixels)
+            del body  # the image's bytes are what this request holds from now on
+            reservation.resize(len(raw))
+            if log_id:
+                request.state.log_id = log_id
+            if size:
+                request.state.image = f"{size[1]}x{size[0]}"
+            future = pool.submit(restore_job(raw, config.max_pixels))
+            del raw
+            b64, h, w = await asyncio.wrap_future(future)
+        finally:
+            request.state.large = max(reservation.peak, length or 0) >= TRIM_AFTER
+            reservation.release()
         request.state.image = f"{w}x{h}"
         return b64, h, w
 
@@ -117,6 +181,8 @@ def create_app(pool: PredictorPool, config: ServingConfig | None = None, stats: 
         if not isinstance(e, RequestError):
             log.exception("unexpected failure on %s", request.url.path)
             e = RequestError(500, f"internal error ({_short(e)})")
+        if isinstance(e, ServerBusy):
+            stats.record_rejection(e.reason)
         request.state.error = e.message
         return e
 
@@ -125,6 +191,7 @@ def create_app(pool: PredictorPool, config: ServingConfig | None = None, stats: 
         request.state.log_id = uuid.uuid4().hex
         request.state.error = None
         request.state.image = None
+        request.state.large = False
         t0 = time.perf_counter()
         try:
             response = await call_next(request)
@@ -135,6 +202,8 @@ def create_app(pool: PredictorPool, config: ServingConfig | None = None, stats: 
             response = JSONResponse(paddlex_error(request.state.log_id, 500, f"internal error ({_short(e)})"),
                                     status_code=500)
         seconds = time.perf_counter() - t0
+        if request.state.large:  # the route has returned: its body and image are garbage now
+            asyncio.get_running_loop().run_in_executor(parser, release_memory)
         path = request.url.path
         route = ("image-restoration" if path == RESTORE_PATH else "prediction" if path.endswith("/prediction")
                  else path.strip("/") if path in ("/health", "/metrics") else "other")
@@ -157,7 +226,7 @@ def create_app(pool: PredictorPool, config: ServingConfig | None = None, stats: 
             err = fail(request, e)
             return JSONResponse(paddlex_error(request.state.log_id, err.status, err.message),
                                 status_code=err.status, headers=err.headers)
-        return JSONResponse(paddlex_success(request.state.log_id, b64, h, w))
+        return Response(paddlex_success(request.state.log_id, b64, h, w), media_type="application/json")
 
     @app.post("/{name}/prediction")
     async def pipeline_prediction(name: str, request: Request):
@@ -167,20 +236,21 @@ def create_app(pool: PredictorPool, config: ServingConfig | None = None, stats: 
             err = fail(request, e)
             return JSONResponse(pipeline_error(err.status, err.message), status_code=err.status,
                                 headers=err.headers)
-        return JSONResponse(pipeline_success(b64))
+        return Response(pipeline_success(b64), media_type="application/json")
 
     @app.get("/health")
     async def health(request: Request):
         return JSONResponse({"logId": request.state.log_id, "errorCode": 0, "errorMsg": "Healthy",
                              "result": {"model": config.model_name, "backend": config.backend_name,
                                         "workers": pool.workers, "queueSize": pool.queue_size,
-                                        "running": pool.running, "waiting": pool.waiting}})
+                                        "running": pool.running, "waiting": pool.waiting,
+                                        "inflightBytes": budget.in_use}})
 
     @app.get("/metrics")
     async def metrics(request: Request, format: str = "json"):  # noqa: A002 - the query parameter's name
         if format == "prometheus":
-            return PlainTextResponse(stats.prometheus(pool), media_type="text/plain; version=0.0.4")
-        return JSONResponse(stats.snapshot(pool))
+            return PlainTextResponse(stats.prometheus(pool, budget), media_type="text/plain; version=0.0.4")
+        return JSONResponse(stats.snapshot(pool, budget))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

@@ -1,11 +1,13 @@
 """A fixed pool of predictors behind a bounded queue.
 
 Each worker thread builds and owns one backend (Paddle Inference predictors keep per-thread state, so a predictor
-is only ever used by the thread that created it). Requests are admitted while fewer than ``workers + queue_size``
-are in the pool (running or waiting); beyond that ``submit`` raises ``ServerBusy`` at once (HTTP 503 with a
-``Retry-After`` hint) instead of letting requests pile up. A request that waited longer than ``queue_timeout``
-seconds is dropped with ``ServerBusy`` before it reaches a predictor, and a request whose client went away
-(its future cancelled) is skipped.
+is only ever used by the thread that created it). A request is admitted unless ``workers + queue_size`` are
+already in the pool (running or waiting) or its expected wait (the jobs ahead of it x the median of the recent
+run times / workers) exceeds ``queue_timeout``; otherwise ``submit`` (and ``check``, which the server calls
+before it reads a body) raises ``ServerBusy`` at once (HTTP 503 with a ``Retry-After`` hint) instead of letting
+requests pile up or wait in vain. A request that still waited longer than ``queue_timeout`` seconds is dropped with
+``ServerBusy`` before it reaches a predictor, and a request whose client went away (its future cancelled) is
+skipped.
 
 The pool knows nothing about HTTP or images: a job is ``fn(backend) -> result``.
 """
@@ -13,25 +15,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import math
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .protocol import RequestError
+from .protocol import ServerBusy
+
+__all__ = ["PredictorPool", "ServerBusy"]
 
 log = logging.getLogger("ppir.serving")
-
-
-class ServerBusy(RequestError):
-    """The pool is full (or a request waited too long): 503 with a Retry-After header."""
-
-    def __init__(self, message: str, retry_after: float = 1.0):
-        seconds = max(1, int(math.ceil(retry_after)))
-        super().__init__(503, f"{message}; retry in {seconds} s", {"Retry-After": str(seconds)})
-        self.retry_after = seconds
 
 
 @dataclass
@@ -90,6 +84,9 @@ class PredictorPool:
         for t in self._threads:
             t.join(timeout)
         self._threads = []
+        for backend in self.backends:  # predictors in child processes are stopped here
+            if hasattr(backend, "close"):
+                backend.close()
 
     # ------------------------------------------------------------------------------------------- requests
     @property
@@ -108,19 +105,47 @@ class PredictorPool:
     def waiting(self) -> int:
         return max(0, self._admitted - self._running)
 
+    def _run_s(self) -> float | None:
+        """Median of the recent run times (None before the first job)."""
+        recent = self._recent_run_s[-16:]
+        return sorted(recent)[len(recent) // 2] if recent else None
+
     def retry_hint(self) -> float:
         """Seconds a rejected client should wait: about the time the queue in front of it takes to drain."""
-        recent = self._recent_run_s[-16:]
-        per_job = sorted(recent)[len(recent) // 2] if recent else 1.0
-        return per_job * max(1, self.capacity) / self.workers
+        return (self._run_s() or 1.0) * max(1, self.capacity) / self.workers
+
+    def expected_wait(self) -> float:
+        """Seconds a request admitted now would wait for a predictor (0 while one is free or before any ran)."""
+        ahead = self._admitted - self.workers + 1
+        return max(0, ahead) * (self._run_s() or 0.0) / self.workers
+
+    def _refusal(self) -> ServerBusy | None:
+        """Why a request cannot be admitted now (call with the lock held), or None."""
+        if self._admitted >= self.capacity:
+            return ServerBusy(f"the server is busy ({self._running} request(s) running, "
+                              f"{self._admitted - self._running} waiting, queue size {self.queue_size})",
+                              self.retry_hint(), "queue_full")
+        wait = self.expected_wait()
+        if wait > self.queue_timeout:
+            return ServerBusy(f"the server is busy: a request would wait about {wait:.1f} s for a predictor "
+                              f"({self._admitted - self._running} waiting), longer than its --queue-timeout of "
+                              f"{self.queue_timeout:g} s", wait - self.queue_timeout, "expected_wait")
+        return None
+
+    def check(self) -> None:
+        """ServerBusy if a request arriving now would be refused (nothing is reserved: the request is admitted
+        only by `submit`, so a client still sending its body holds no place in the queue)."""
+        with self._lock:
+            refusal = self._refusal()
+        if refusal is not None:
+            raise refusal
 
     def submit(self, fn: Callable[[Any], Any]) -> concurrent.futures.Future:
-        """Queue `fn(backend)`; ServerBusy at once when `workers + queue_size` jobs are already admitted."""
+        """Queue `fn(backend)`; ServerBusy at once when the pool is full or the wait would exceed the timeout."""
         with self._lock:
-            if self._admitted >= self.capacity:
-                raise ServerBusy(f"the server is busy ({self._running} request(s) running, "
-                                 f"{self._admitted - self._running} waiting, queue size {self.queue_size})",
-                                 self.retry_hint())
+            refusal = self._refusal()
+            if refusal is not None:
+                raise refusal
             self._admitted += 1
         future: concurrent.futures.Future = concurrent.futures.Future()
         self._jobs.put(_Job(fn, future, time.monotonic() + self.queue_timeout))
@@ -146,13 +171,16 @@ class PredictorPool:
                 return
             if not job.future.set_running_or_notify_cancel():  # the client went away while it waited
                 self._release()
+                job = None
                 continue
             started = time.monotonic()
             waited = started - job.enqueued
             if started > job.deadline:
                 self._release()
                 job.future.set_exception(ServerBusy(f"the request waited {waited:.1f} s in the queue, longer than "
-                                                    f"the server's --queue-timeout", self.retry_hint()))
+                                                    f"the server's --queue-timeout", self.retry_hint(),
+                                                    "queue_timeout"))
+                job = None
                 continue
             with self._lock:
                 self._running += 1
@@ -175,3 +203,4 @@ class PredictorPool:
                 job.future.set_exception(error)
             else:
                 job.future.set_result(result)
+            job = result = error = None  # the request's data is not kept alive while this thread waits for the next

@@ -16,18 +16,28 @@ Paddle Serving pipeline (``POST /<name>/prediction``, what ``pipeline_http_clien
 (the fields of Paddle Serving's ``pipeline_service.proto`` Response; clients test ``err_no == 0``).
 
 Every check raises ``RequestError(status, message)``; nothing here touches the network or the model. Images are
-refused **before decoding** when their header announces more pixels than allowed (PNG, JPEG, BMP, GIF, WebP are
-read from their headers; other formats are checked right after decoding), so a small compressed file cannot make
-the server allocate a huge image.
+refused **before decoding** when their header announces more pixels than allowed (PNG, JPEG, BMP, GIF, WebP, TIFF,
+PNM/PAM/PFM, Sun raster, Radiance HDR, JPEG 2000 and AVIF sizes are read from their headers; OpenCV's own
+``OPENCV_IO_MAX_IMAGE_PIXELS`` limit, which the server sets before OpenCV is loaded, stops anything else before
+its pixels are allocated), so a small compressed file cannot make the server allocate a huge image.
+
+Bodies can be large (a 4096x4096 image is ~100 MB of base64), and ``json.loads``, ``re.sub`` or ``b64decode`` on
+a string that size hold the GIL for seconds, freezing every other thread of the server (the event loop that
+answers ``/health`` included). So long JSON strings are never parsed as a whole: ``parse_json`` parses only the
+JSON around them and leaves each as a ``JsonText`` view into the body, which ``decode_base64`` decodes in 1 MB
+steps, each a short C call.
 """
 from __future__ import annotations
 
-import base64
 import binascii
 import json
+import math
 import re
 import struct
+import uuid
+import zlib
 
+import cv2
 import numpy as np
 
 from ..data.image_io import decode_image
@@ -35,7 +45,10 @@ from ..errors import ImageError
 
 IMAGE_KEY = "image"
 _DATA_URI = re.compile(r"^data:[\w/+.-]*(;[\w=-]+)*;base64,", re.IGNORECASE)
-_WHITESPACE = re.compile(r"\s+")
+_WHITESPACE = b" \t\n\r\x0b\x0c"  # what base64 text may be wrapped with (the ASCII of regex \\s)
+LONG_STRING = 4096  # JSON strings longer than this (bytes) stay in the body as JsonText views
+MAX_JSON_AROUND = 1 << 20  # bytes of JSON outside long strings: a request is one small object around its image
+STEP = 1 << 20  # bytes of base64 text decoded per C call (a few ms, so other threads get the GIL in between)
 
 
 class RequestError(Exception):
@@ -48,17 +61,121 @@ class RequestError(Exception):
         self.headers = dict(headers or {})
 
 
+class ServerBusy(RequestError):
+    """The server cannot take the request now: 503 with a Retry-After header. `reason` names the limit that was
+    hit (``queue_full``, ``expected_wait``, ``queue_timeout``, ``body_budget``) for ``/metrics``."""
+
+    def __init__(self, message: str, retry_after: float = 1.0, reason: str = "busy"):
+        seconds = max(1, int(math.ceil(retry_after)))
+        super().__init__(503, f"{message}; retry in {seconds} s", {"Retry-After": str(seconds)})
+        self.retry_after = seconds
+        self.reason = reason
+
+
+class JsonText:
+    """A long JSON string value left unparsed in the request body (a view, not a copy; JSON escapes included)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: memoryview):
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+TEXT = (str, JsonText)  # what a string field of a parsed request can be
+
+
 # ------------------------------------------------------------------------------------------------- parsing
-def parse_json(body: bytes) -> dict:
-    """The request body as a JSON object; 400 when it is empty, not JSON or not an object."""
+def parse_json(body) -> dict:
+    """The request body (bytes or bytearray) as a JSON object; 400 when it is empty, not JSON or not an object.
+    String values longer than LONG_STRING bytes are JsonText views into `body` (see the module docstring)."""
     if not body or not body.strip():
         raise RequestError(400, "empty request body; send a JSON object such as {\"image\": \"<base64>\"}")
+    around, texts = _split_long_strings(body)
     try:
-        data = json.loads(body)
+        data = json.loads(around)
     except (UnicodeDecodeError, ValueError) as e:
         raise RequestError(400, f"the request body is not valid JSON ({e})") from None
+    except RecursionError:
+        raise RequestError(400, "the request body is not valid JSON (nested too deeply)") from None
     if not isinstance(data, dict):
         raise RequestError(400, f"the request body must be a JSON object, got a JSON {type(data).__name__}")
+    return _put_back(data, texts) if texts else data
+
+
+def _string_end(body, i: int) -> int:
+    """Index of the quote that closes the JSON string whose content starts at `i`, -1 when none does."""
+    while True:
+        q = body.find(b'"', i)
+        if q < 0:
+            return -1
+        k = q
+        while k > i and body[k - 1] == 0x5C:  # backslashes before it: an odd count escapes the quote
+            k -= 1
+        if (q - k) % 2 == 0:
+            return q
+        i = q + 1
+
+
+def _split_long_strings(body) -> tuple[bytes, dict]:
+    """(the body with each string longer than LONG_STRING replaced by a unique placeholder string, {placeholder:
+    JsonText}). Only quotes are looked for (bytes.find), so this is a few short C calls per string; a body with
+    more than MAX_JSON_AROUND bytes outside long strings is refused (400) before anything is parsed."""
+    if len(body) <= LONG_STRING:
+        return bytes(body), {}
+    view = memoryview(body)
+    token = uuid.uuid4().hex
+    parts, texts = [], {}
+    pos = start = 0  # parsed up to pos; body[start:pos] is kept as it is
+    kept = 0  # bytes of the result before `start`
+    while True:
+        q = body.find(b'"', pos)
+        end = _string_end(body, q + 1) if q >= 0 else -1
+        if end < 0:  # no more strings (or an unterminated one: json.loads will say so)
+            break
+        if end - q - 1 > LONG_STRING:
+            key = f"\\u0000{token}:{len(texts)}"  # JSON text of a string no client sends by chance
+            parts += [view[start:q], f'"{key}"'.encode()]
+            texts[json.loads(f'"{key}"')] = JsonText(view[q + 1:end])
+            kept += q - start + len(key) + 2
+            start = end + 1
+        pos = end + 1
+        if kept + pos - start > MAX_JSON_AROUND:
+            break
+    if kept + len(body) - start > MAX_JSON_AROUND:
+        _refuse_large_json(view[:MAX_JSON_AROUND])
+    parts.append(view[start:])
+    return b"".join(parts), texts
+
+
+def _refuse_large_json(head) -> None:
+    """400 for a body with more than MAX_JSON_AROUND bytes of JSON outside long strings: 'not valid JSON' when its
+    first part already is not, else a message saying what the server expects."""
+    try:
+        json.loads(bytes(head))
+    except (UnicodeDecodeError, ValueError) as e:
+        if getattr(e, "pos", len(head)) < len(head) - 64:
+            raise RequestError(400, f"the request body is not valid JSON ({e})") from None
+    except RecursionError:
+        raise RequestError(400, "the request body is not valid JSON (nested too deeply)") from None
+    raise RequestError(400, f"the request body has more than {MAX_JSON_AROUND} bytes of JSON besides its long "
+                            f"strings; send one JSON object with the image as a base64 string")
+
+
+def _put_back(data: dict, texts: dict) -> dict:
+    """Replace the placeholder strings of the parsed object by their JsonText (iteratively: no recursion)."""
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for k, v in list(items):
+            if isinstance(v, str):
+                if v in texts:
+                    node[k] = texts[v]
+            elif isinstance(v, (dict, list)):
+                stack.append(v)
     return data
 
 
@@ -68,7 +185,7 @@ def paddlex_image_field(data: dict) -> str:
         raise RequestError(422, f"missing field 'image' (base64 of a PNG/JPEG file); got fields: "
                                 f"{', '.join(sorted(map(str, data))) or 'none'}")
     value = data[IMAGE_KEY]
-    if not isinstance(value, str):
+    if not isinstance(value, TEXT):
         raise RequestError(422, f"field 'image' must be a string (base64 of an image file), "
                                 f"got {type(value).__name__}")
     return value
@@ -84,9 +201,9 @@ def pipeline_image_field(data: dict) -> str:
         raise RequestError(422, f"missing field(s) {', '.join(map(repr, missing))}; a Paddle Serving request "
                                 f"looks like {{\"key\": [\"image\"], \"value\": [\"<base64>\"]}}")
     keys, values = data["key"], data["value"]
-    if isinstance(keys, str):
+    if isinstance(keys, TEXT):
         keys = [keys]
-    if isinstance(values, str):
+    if isinstance(values, TEXT):
         values = [values]
     if not isinstance(keys, list) or not isinstance(values, list):
         raise RequestError(422, "'key' and 'value' must be lists of strings")
@@ -100,33 +217,87 @@ def pipeline_image_field(data: dict) -> str:
         value = values[0]
     else:
         raise RequestError(422, f"no key named 'image' among {keys}")
-    if not isinstance(value, str):
+    if not isinstance(value, TEXT):
         raise RequestError(422, f"the image value must be a base64 string, got {type(value).__name__}")
     return value
 
 
-def decode_base64(text: str) -> bytes:
-    """Standard base64 (whitespace ignored, missing '=' padding tolerated, data: URI prefix allowed)."""
-    if text.startswith(("http://", "https://")):
+def decode_base64(text) -> bytearray:
+    """Standard base64 (whitespace ignored, missing '=' padding tolerated, data: URI prefix allowed) of a str or of
+    a JsonText (whose JSON escapes, e.g. PHP's '\\/', are resolved here), decoded in STEP-sized pieces."""
+    raw = JsonText(memoryview(text.encode("utf-8"))) if isinstance(text, str) else text
+    out, pending, first, data = bytearray(), b"", True, raw.data
+    pos = 0
+    while pos < len(data):
+        end = _step_end(data, pos) if isinstance(text, JsonText) else len(data)
+        piece = _text_piece(data[pos:end], isinstance(text, JsonText))
+        if first:
+            piece = _strip_prefix(piece)
+            first = False
+        pending += piece.translate(None, _WHITESPACE)
+        pos = end
+        usable = len(pending) // 4 * 4
+        if pos < len(data) and usable:
+            if b"=" in pending[:usable]:
+                _bad_base64("padding '=' before the end")
+            out += _a2b(pending[:usable])
+            pending = pending[usable:]
+    if first:
+        _strip_prefix(b"")
+    if pending:
+        out += _a2b(pending + b"=" * (-len(pending) % 4))
+    if not out:
+        raise RequestError(400, "the image is empty (zero bytes): send the base64 of a non-empty image file")
+    return out
+
+
+def _step_end(data, pos: int) -> int:
+    """End of the next piece: STEP bytes on, moved back so that no JSON escape (at most 6 bytes) is cut."""
+    end = min(len(data), pos + STEP)
+    if end < len(data):
+        cut = bytes(data[end - 6:end]).rfind(b"\\")
+        if cut >= 0:
+            end -= 6 - cut
+    return end
+
+
+def _text_piece(chunk, escaped: bool) -> bytes:
+    """ASCII bytes of a piece of the base64 text; JSON escapes resolved when the piece comes from a JsonText."""
+    chunk = bytes(chunk)
+    if escaped and b"\\" in chunk:
+        try:
+            chunk = json.loads(b'"' + chunk + b'"').encode("utf-8")
+        except ValueError as e:
+            raise RequestError(400, f"the request body is not valid JSON (in the image string: {e})") from None
+    if not chunk.isascii():
+        _bad_base64("a non-ASCII character")
+    return chunk
+
+
+def _strip_prefix(head: bytes) -> bytes:
+    if head.startswith((b"http://", b"https://")):
         raise RequestError(422, "image URLs are not fetched by this server; send the file's bytes as base64")
-    text = _WHITESPACE.sub("", _DATA_URI.sub("", text, count=1))
-    if not text:
-        raise RequestError(400, "the image is empty (zero bytes): send the base64 of a non-empty image file")
-    if len(text) % 4:
-        text += "=" * (-len(text) % 4)
+    m = _DATA_URI.match(head.decode("ascii"))
+    return head[m.end():] if m else head
+
+
+def _a2b(text: bytes) -> bytes:
     try:
-        raw = base64.b64decode(text, validate=True)
+        return binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError) as e:
-        raise RequestError(400, f"field 'image' is not valid base64 ({e})") from None
-    if not raw:
-        raise RequestError(400, "the image is empty (zero bytes): send the base64 of a non-empty image file")
-    return raw
+        _bad_base64(str(e))
+
+
+def _bad_base64(why: str):
+    raise RequestError(400, f"field 'image' is not valid base64 ({why})")
 
 
 # --------------------------------------------------------------------------------------------- image sizes
 def _jpeg_size(data: bytes):
     i, n = 2, len(data)
-    while i + 4 <= n:
+    for _ in range(4096):  # segments before the frame header; a file with more is left to the decoder's limit
+        if i + 4 > n:
+            return None
         if data[i] != 0xFF:
             return None  # not at a marker: corrupt, let the decoder say so
         marker = data[i + 1]
@@ -148,9 +319,68 @@ def _jpeg_size(data: bytes):
     return None
 
 
+def _tiff_size(data):
+    """(height, width) from the first image file directory (the page OpenCV decodes) of a TIFF."""
+    e = "<" if data[:2] == b"II" else ">"
+    (offset,) = struct.unpack(e + "I", data[4:8])
+    (count,) = struct.unpack(e + "H", data[offset:offset + 2])
+    size = {}
+    for k in range(count):
+        p = offset + 2 + 12 * k
+        tag, kind = struct.unpack(e + "HH", data[p:p + 4])
+        if tag in (256, 257):  # ImageWidth, ImageLength: SHORT or LONG
+            fmt = {3: "H", 4: "I"}.get(kind)
+            if fmt is None:
+                return None
+            size[tag] = struct.unpack(e + fmt, data[p + 8:p + 8 + struct.calcsize(fmt)])[0]
+            if len(size) == 2:
+                return size[257], size[256]
+    return None
+
+
+def _pnm_size(data):
+    """PBM/PGM/PPM (P1-P6: magic, width, height as text, # comments), PAM (P7: WIDTH/HEIGHT lines), PFM."""
+    head = bytes(data[:4096])
+    if head[:2] == b"P7":
+        w, h = re.search(rb"\bWIDTH\s+(\d+)", head), re.search(rb"\bHEIGHT\s+(\d+)", head)
+        return (int(h.group(1)), int(w.group(1))) if w and h else None
+    tokens = re.sub(rb"#[^\n]*", b" ", head[2:]).split()
+    if len(tokens) >= 2 and tokens[0].isdigit() and tokens[1].isdigit():
+        return int(tokens[1]), int(tokens[0])
+    return None
+
+
+def _hdr_size(data):
+    """Radiance HDR: the resolution line after the header, e.g. '-Y 480 +X 640'."""
+    m = re.search(rb"\n\s*\n([-+])([XY]) (\d+) ([-+])([XY]) (\d+)", bytes(data[:65536]))
+    if not m:
+        return None
+    first, second = int(m.group(3)), int(m.group(6))
+    return (first, second) if m.group(2) == b"Y" else (second, first)
+
+
+def _jpeg2000_size(data):
+    """The codestream's SIZ marker (what the decoder allocates from): image area minus its offset."""
+    at = bytes(data[:1 << 20]).find(b"\xff\x4f\xff\x51")
+    if at < 0:
+        return None
+    xs, ys, xo, yo = struct.unpack(">IIII", data[at + 8:at + 24])
+    return ys - yo, xs - xo
+
+
+def _avif_size(data):
+    """The largest 'ispe' (image spatial extents) property of an AVIF/HEIF file's meta box."""
+    head, sizes, at = bytes(data[:1 << 20]), [], 0
+    while (at := head.find(b"ispe", at) + 1) > 0:
+        w, h = struct.unpack(">II", head[at + 7:at + 15])
+        sizes.append((h * w, h, w))
+    return max(sizes)[1:] if sizes else None
+
+
 def image_size_from_header(data: bytes) -> tuple[int, int] | None:
-    """(height, width) from the file header of a PNG, JPEG, BMP, GIF or WebP, without decoding; None when the
-    format is another one or the header cannot be read (the decoder then decides)."""
+    """(height, width) from the file header of a PNG, JPEG, BMP, GIF, WebP, TIFF, PNM/PAM/PFM, Sun raster,
+    Radiance HDR, JPEG 2000 or AVIF/HEIF file, without decoding; None when the format is another one or the header
+    cannot be read (the decoder, under OpenCV's pixel limit, then decides)."""
     try:
         if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24 and data[12:16] == b"IHDR":
             w, h = struct.unpack(">II", data[16:24])
@@ -177,7 +407,20 @@ def image_size_from_header(data: bytes) -> tuple[int, int] | None:
                 w = 1 + int.from_bytes(data[24:27], "little")
                 h = 1 + int.from_bytes(data[27:30], "little")
                 return h, w
-    except (struct.error, IndexError):
+        if data[:4] in (b"II*\x00", b"MM\x00*"):
+            return _tiff_size(data)
+        if data[:1] == b"P" and data[1:2] in b"1234567fF" and len(data) > 2:
+            return _pnm_size(data)
+        if data[:4] == b"\x59\xa6\x6a\x95" and len(data) >= 12:
+            w, h = struct.unpack(">II", data[4:12])
+            return h, w
+        if data[:10] == b"#?RADIANCE" or data[:6] == b"#?RGBE":
+            return _hdr_size(data)
+        if data[:4] == b"\xff\x4f\xff\x51" or data[:12] == b"\x00\x00\x00\x0cjP  \r\n\x87\n":
+            return _jpeg2000_size(data)
+        if data[4:8] == b"ftyp":
+            return _avif_size(data)
+    except (struct.error, IndexError, ValueError):
         return None
     return None
 
@@ -227,22 +470,60 @@ def decode_request_image(raw: bytes, max_pixels: int) -> np.ndarray:
         img = decode_image(raw, "the uploaded image")
     except ImageError as e:
         raise RequestError(400, f"{e}; send a PNG, JPEG, BMP, TIFF or WebP file") from None
+    except cv2.error as e:  # OPENCV_IO_MAX_IMAGE_PIXELS refused the header's size before allocating the pixels
+        if "CV_IO_MAX_IMAGE_PIXELS" in str(e):
+            raise RequestError(413, f"the image has more pixels than this server accepts ({max_pixels}); send a "
+                                    f"smaller image or start the server with a larger --max-pixels") from None
+        raise RequestError(400, f"the uploaded image: not a readable image ({_first_line(e)}); send a PNG, JPEG, "
+                                f"BMP, TIFF or WebP file") from None
     check_size(img.shape[0], img.shape[1], max_pixels)
     return img
 
 
+def _first_line(e: BaseException) -> str:
+    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+    return lines[-1].strip()[:200] if lines else type(e).__name__
+
+
+def opencv_pixel_limit_active(max_pixels: int) -> bool:
+    """Whether OpenCV refuses, from the header alone, an image of more than `max_pixels` pixels (it reads
+    OPENCV_IO_MAX_IMAGE_PIXELS once, when it is loaded, so setting it later does nothing). Probed with an empty
+    1-bit PNG of side isqrt(max_pixels) + 1: refused at once when in force, else ~max_pixels bytes allocated once."""
+    side = math.isqrt(max_pixels) + 1
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", binascii.crc32(kind + data))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    try:
+        cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as e:
+        return "CV_IO_MAX_IMAGE_PIXELS" in str(e)
+    return False
+
+
 # ------------------------------------------------------------------------------------------------ responses
-def paddlex_success(log_id: str, image_b64: str, height: int, width: int) -> dict:
-    return {"logId": log_id, "errorCode": 0, "errorMsg": "Success",
-            "result": {"image": image_b64, "size": [height, width]}}
+def b64encode_steps(data) -> bytes:
+    """base64 of `data` in STEP-sized pieces (each a short C call, see the module docstring)."""
+    step = STEP // 4 * 3
+    view = memoryview(data)
+    return b"".join(binascii.b2a_base64(view[i:i + step], newline=False) for i in range(0, len(view), step))
+
+
+def paddlex_success(log_id: str, image_b64: bytes, height: int, width: int) -> bytes:
+    """The response body, assembled as bytes: base64 needs no JSON escaping, and json.dumps of a long string
+    would hold the GIL for as long as it takes."""
+    return b"".join([b'{"logId": ', json.dumps(log_id).encode(), b', "errorCode": 0, "errorMsg": "Success", '
+                     b'"result": {"image": "', image_b64, f'", "size": [{int(height)}, {int(width)}]}}}}'.encode()])
 
 
 def paddlex_error(log_id: str, status: int, message: str) -> dict:
     return {"logId": log_id, "errorCode": int(status), "errorMsg": message}
 
 
-def pipeline_success(image_b64: str) -> dict:
-    return {"err_no": 0, "err_msg": "", "key": [IMAGE_KEY], "value": [image_b64]}
+def pipeline_success(image_b64: bytes) -> bytes:
+    return b"".join([b'{"err_no": 0, "err_msg": "", "key": ["image"], "value": ["', image_b64, b'"]}'])
 
 
 def pipeline_error(status: int, message: str) -> dict:

@@ -16,7 +16,8 @@ import sys
 
 from ..errors import ConfigError
 
-DEFAULT_MAX_PIXELS = 4096 * 4096
+DEFAULT_MAX_PIXELS = 4096 * 4096  # deploy/serving/server.py repeats it (it runs before ppir may be imported)
+DEFAULT_QUEUE_SIZE = 64  # a burst of a few dozen clients waits its turn instead of being refused
 BACKENDS = ("paddle", "onnxruntime")
 
 
@@ -33,8 +34,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                "--port 9000\n"
                "  python deploy/serving/client.py --url http://127.0.0.1:8080 --image noisy.png --output clean.png\n\n"
                "Concurrency: --workers predictors run requests in parallel (threads of this one process, each "
-               "predictor with --cpu-threads threads); at most --queue-size more wait; anything beyond gets "
-               "503 with a Retry-After header at once. See deploy/serving/README.md.")
+               "predictor with --cpu-threads threads); at most --queue-size more wait. A request gets 503 with a "
+               "Retry-After header at once, before its body is read, when the queue is full, when its expected "
+               "wait exceeds --queue-timeout, or when its body would take the bodies in flight past "
+               "--max-inflight-mb. See deploy/serving/README.md.")
     add = p.add_argument
     add("--model_dir", "--model-dir", dest="model_dir", required=True,
         help="export folder from tools/export_model.py (inference.yml, inference.json/.pdiparams; model.onnx "
@@ -48,15 +51,23 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add("--port", type=int, default=8080, help="TCP port (default: %(default)s; 0: any free port, printed)")
     add("--workers", type=int, default=1,
         help="predictors, i.e. requests restored in parallel (threads, default: %(default)s)")
-    add("--queue-size", "--queue_size", dest="queue_size", type=int, default=None,
-        help="requests allowed to wait for a predictor; more get 503 (default: 2 x workers)")
+    add("--queue-size", "--queue_size", dest="queue_size", type=int, default=DEFAULT_QUEUE_SIZE,
+        help="requests allowed to wait for a predictor; more get 503 (default: %(default)s)")
     add("--queue-timeout", "--queue_timeout", dest="queue_timeout", type=float, default=30.0,
-        help="seconds a request may wait for a predictor before it gets 503 (default: %(default)s)")
+        help="seconds a request may wait for a predictor: one whose expected wait (from recent run times) is "
+             "longer gets 503 at once, one that still waited longer gets 503 then (default: %(default)s)")
     add("--max-pixels", "--max_pixels", dest="max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
         help="largest image accepted, in pixels (H x W); larger ones get 413 (default: %(default)s = 4096^2)")
     add("--max-body-mb", "--max_body_mb", dest="max_body_mb", type=float, default=None,
         help="largest request body in MB; larger ones get 413 (default: enough for an uncompressed image of "
              "--max-pixels)")
+    add("--max-inflight-mb", "--max_inflight_mb", dest="max_inflight_mb", type=float, default=None,
+        help="MB of request bodies held at once, all requests together (being received, parsed or queued); a "
+             "request that would exceed it gets 503 before its body is read; at least 4/3 of --max-body-mb, as "
+             "bodies over 1/16 of it may only fill 3/4 of it together (default: 2 x --max-body-mb)")
+    add("--body-timeout", "--body_timeout", dest="body_timeout", type=float, default=30.0,
+        help="seconds a request may go without sending a byte of its body before it gets 408 and its share of "
+             "--max-inflight-mb is freed (default: %(default)s)")
     add("--cpu-threads", "--cpu_threads", dest="cpu_threads", type=int, default=None,
         help="CPU threads of each predictor (default: cores / workers, at least 1)")
     add("--enable-mkldnn", "--enable_mkldnn", dest="enable_mkldnn", action="store_true",
@@ -67,6 +78,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
              "inference.yml, 0: whole images)")
     add("--tile-overlap", "--tile_overlap", dest="tile_overlap", type=int, default=None,
         help="tile overlap in pixels (default from inference.yml)")
+    add("--predictor-process", "--predictor_process", dest="predictor_process", choices=("auto", "yes", "no"),
+        default="auto",
+        help="run each predictor in a child process: auto (default) does so for --backend paddle, whose runs hold "
+             "Python's GIL and would stall /health and every other request meanwhile; no: threads of this process")
     add("--warmup", type=int, default=1,
         help="run each predictor this many times on a small input before serving (default: %(default)s)")
     add("--max-connections", "--max_connections", dest="max_connections", type=int, default=256,
@@ -133,18 +148,21 @@ def main(argv=None, prog: str | None = None) -> int:
     for name, low in (("workers", 1), ("max_pixels", 1), ("max_connections", 1)):
         if getattr(args, name) < low:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(args, name)}")
-    if args.queue_size is not None and args.queue_size < 0:
+    if args.queue_size < 0:
         raise ConfigError(f"--queue-size must be at least 0, got {args.queue_size}")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be in 0..65535, got {args.port}")
     if args.cpu_threads is not None and args.cpu_threads < 1:
         raise ConfigError(f"--cpu-threads must be at least 1, got {args.cpu_threads}")
-    if args.max_body_mb is not None and args.max_body_mb <= 0:
-        raise ConfigError(f"--max-body-mb must be positive, got {args.max_body_mb}")
+    for name in ("max_body_mb", "max_inflight_mb", "queue_timeout", "body_timeout"):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if not os.path.isdir(args.model_dir):
         raise ConfigError(f"--model_dir {args.model_dir}: no such folder")
-    # OpenCV's own decoder limit, for formats whose size is not read from the header first
-    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(max(args.max_pixels, 1 << 20)))
+    # OpenCV's own decoder limit, for images whose size is not read from the header first. OpenCV reads it once,
+    # when it is loaded: deploy/serving/server.py sets it before importing anything; this is for callers of
+    # main() that have not loaded OpenCV yet. Whether it took effect is checked below.
+    os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(args.max_pixels)
     try:
         import fastapi  # noqa: F401
         import uvicorn
@@ -154,20 +172,41 @@ def main(argv=None, prog: str | None = None) -> int:
     from ..export import read_deploy_info
     from .app import ServingConfig, create_app
     from .pool import PredictorPool
+    from .protocol import opencv_pixel_limit_active
     from .stats import ServingStats
 
+    if opencv_pixel_limit_active(args.max_pixels):
+        log.info("OpenCV pixel limit in force: %d", args.max_pixels)
+    else:
+        log.warning("OpenCV was loaded before OPENCV_IO_MAX_IMAGE_PIXELS was set (start the server with "
+                    "deploy/serving/server.py): images whose size is not read from their header are checked "
+                    "only after decoding")
+    config = ServingConfig(max_pixels=args.max_pixels,
+                           max_body_bytes=int(args.max_body_mb * (1 << 20)) if args.max_body_mb else 0,
+                           max_inflight_bytes=int(args.max_inflight_mb * (1 << 20)) if args.max_inflight_mb else 0,
+                           body_timeout=args.body_timeout)
+    least = (config.body_limit() * 4 // 3 + 1) / (1 << 20)
+    if args.max_inflight_mb and args.max_inflight_mb < least:
+        raise ConfigError(f"--max-inflight-mb must be at least 4/3 of the largest body ({least:.1f} MB), so that one "
+                          f"fits beside the share kept for small requests; got {args.max_inflight_mb:g}")
     info = read_deploy_info(args.model_dir)
+    config.model_name = info.model_name
     threads = args.cpu_threads or max(1, (os.cpu_count() or 1) // args.workers)
-    queue_size = 2 * args.workers if args.queue_size is None else args.queue_size
+    queue_size = args.queue_size
     stats = ServingStats()
-    pool = PredictorPool(lambda i: make_restorer(args, info, threads), args.workers, queue_size,
-                         args.queue_timeout, on_done=stats.record_job)
+    if args.predictor_process == "yes" or (args.predictor_process == "auto" and args.backend == "paddle"):
+        from .child import PredictorProcess
+
+        def factory(i):
+            return PredictorProcess(make_restorer, (args, info, threads), args.max_pixels, f"ppir-predictor-{i}")
+    else:
+        def factory(i):
+            return make_restorer(args, info, threads)
+    pool = PredictorPool(factory, args.workers, queue_size, args.queue_timeout, on_done=stats.record_job)
     pool.start()  # BackendError (missing model.onnx, bad program) -> one line, exit 2
     sock = None
     try:
-        config = ServingConfig(max_pixels=args.max_pixels,
-                               max_body_bytes=int(args.max_body_mb * (1 << 20)) if args.max_body_mb else 0,
-                               model_name=info.model_name, backend_name=pool.backends[0].backend.name)
+        config.backend_name = pool.backends[0].backend.name
         app = create_app(pool, config, stats)
         sock = _bind(args.host, args.port)
         host, port = sock.getsockname()[:2]
@@ -175,8 +214,10 @@ def main(argv=None, prog: str | None = None) -> int:
         uv_config = uvicorn.Config(app, log_level=args.log_level, access_log=False, log_config=None,
                                    limit_concurrency=args.max_connections, timeout_keep_alive=5)
         server = uvicorn.Server(uv_config)
-        log.info("%s on %s, %d predictor(s) x %d thread(s), queue %d, max %d pixels",
-                 info.model_name, config.backend_name, args.workers, threads, queue_size, args.max_pixels)
+        log.info("%s on %s, %d predictor(s)%s x %d thread(s), queue %d, max %d pixels, bodies at most %.0f MB "
+                 "each, %.0f MB in flight", info.model_name, config.backend_name, args.workers,
+                 " in child processes" if hasattr(pool.backends[0], "close") else "", threads, queue_size,
+                 args.max_pixels, config.body_limit() / (1 << 20), config.inflight_limit() / (1 << 20))
         print(f"ppir serving: listening on http://{shown}:{port} (pid {os.getpid()})", file=sys.stderr, flush=True)
         server.run(sockets=[sock])
     finally:

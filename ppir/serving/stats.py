@@ -1,5 +1,7 @@
 """Request counters and latency percentiles behind ``GET /metrics`` (JSON, or Prometheus text with
-``?format=prometheus``). Thread-safe; latencies are kept for the last `window` requests of each route."""
+``?format=prometheus``): counts by route and status, requests refused with 503 by the limit that refused them,
+the queue's length and the bytes of bodies in flight. Thread-safe; latencies are kept for the last `window`
+requests of each route."""
 from __future__ import annotations
 
 import collections
@@ -9,6 +11,7 @@ import time
 import numpy as np
 
 QUANTILES = (0.5, 0.9, 0.99)
+REJECTIONS = ("queue_full", "expected_wait", "queue_timeout", "body_budget")  # ServerBusy reasons
 
 
 def _summary(values) -> dict:
@@ -31,6 +34,7 @@ class ServingStats:
         self.latency: dict[str, collections.deque] = {}
         self.queue_wait: collections.deque = collections.deque(maxlen=self.window)
         self.inference: collections.deque = collections.deque(maxlen=self.window)
+        self.rejected: collections.Counter = collections.Counter({reason: 0 for reason in REJECTIONS})
 
     def record_request(self, route: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -42,7 +46,11 @@ class ServingStats:
             self.queue_wait.append(waited)
             self.inference.append(run)
 
-    def snapshot(self, pool=None) -> dict:
+    def record_rejection(self, reason: str) -> None:
+        with self._lock:
+            self.rejected[reason] += 1
+
+    def snapshot(self, pool=None, budget=None) -> dict:
         with self._lock:
             routes: dict = {}
             for (route, status), n in sorted(self.requests.items()):
@@ -55,15 +63,18 @@ class ServingStats:
             errors = sum(n for (_, s), n in self.requests.items() if s >= 400)
             busy = sum(n for (_, s), n in self.requests.items() if s == 503)
             out = {"uptime_s": round(time.time() - self.started, 3), "requests_total": total,
-                   "errors_total": errors, "rejected_busy_total": busy, "routes": routes,
-                   "queue_wait_ms": _summary(list(self.queue_wait)), "inference_ms": _summary(list(self.inference))}
+                   "errors_total": errors, "rejected_busy_total": busy, "rejected": dict(self.rejected),
+                   "routes": routes, "queue_wait_ms": _summary(list(self.queue_wait)),
+                   "inference_ms": _summary(list(self.inference))}
         if pool is not None:
             out["pool"] = {"workers": pool.workers, "queue_size": pool.queue_size, "running": pool.running,
                            "waiting": pool.waiting}
+        if budget is not None:
+            out["inflight_bytes"] = {"now": budget.in_use, "peak": budget.peak, "limit": budget.limit}
         return out
 
-    def prometheus(self, pool=None) -> str:
-        snap = self.snapshot(pool)
+    def prometheus(self, pool=None, budget=None) -> str:
+        snap = self.snapshot(pool, budget)
         lines = ["# HELP ppir_requests_total HTTP requests by route and status.",
                  "# TYPE ppir_requests_total counter"]
         with self._lock:
@@ -80,8 +91,16 @@ class ServingStats:
                     lines.append(f'ppir_request_latency_seconds{{route="{route}",quantile="{q}"}} '
                                  f'{lat[key] / 1000:.6f}')
             lines.append(f'ppir_request_latency_seconds_count{{route="{route}"}} {lat.get("count", 0)}')
+        lines += ["# HELP ppir_rejected_total Requests refused with 503, by the limit that refused them.",
+                  "# TYPE ppir_rejected_total counter"]
+        for reason, n in sorted(snap["rejected"].items()):
+            lines.append(f'ppir_rejected_total{{reason="{reason}"}} {n}')
         if pool is not None:
             lines += ["# TYPE ppir_pool_running gauge", f"ppir_pool_running {pool.running}",
+                      "# HELP ppir_pool_waiting Requests in the queue, waiting for a predictor.",
                       "# TYPE ppir_pool_waiting gauge", f"ppir_pool_waiting {pool.waiting}"]
+        if budget is not None:
+            lines += ["# HELP ppir_inflight_body_bytes Bytes of request bodies held (received, parsed or queued).",
+                      "# TYPE ppir_inflight_body_bytes gauge", f"ppir_inflight_body_bytes {budget.in_use}"]
         lines.append(f"ppir_uptime_seconds {snap['uptime_s']}")
         return "\n".join(lines) + "\n"

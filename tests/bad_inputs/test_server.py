@@ -1,0 +1,310 @@
+"""The HTTP server under abuse: decompression bombs, huge and concurrent bodies, bursts of clients. Real
+`deploy/serving/server.py` processes on free loopback ports, with limits small enough that the big-body behaviour
+shows with a few MB."""
+import base64
+import concurrent.futures
+import http.client
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for conftest's helpers
+
+try:  # the server's own dependencies (requirements.txt); CI must have them, a user may not
+    import fastapi  # noqa: F401
+    import uvicorn  # noqa: F401
+except ImportError:
+    if os.environ.get("CI"):
+        raise
+    pytest.skip("fastapi/uvicorn not installed (pip install -r requirements.txt)", allow_module_level=True)
+
+from conftest import REPO, export_tiny_hinet  # noqa: E402
+from ppir.serving import launch  # noqa: E402
+from ppir.serving.client import get_json, post_json, post_raw  # noqa: E402
+from ppir.serving.protocol import image_size_from_header  # noqa: E402
+
+SERVER = os.path.join(REPO, "deploy", "serving", "server.py")
+MB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return export_tiny_hinet(str(tmp_path_factory.mktemp("abuse_hinet")))
+
+
+def serve(tmp_path_factory, name, *args):
+    log_path = str(tmp_path_factory.mktemp(name) / "server.log")
+    return launch.start_server(["--port", "0", *args], log_path, timeout=180, cwd=REPO, script=SERVER)
+
+
+@pytest.fixture(scope="module")
+def plain(model_dir, tmp_path_factory):
+    """Default queue options; options that the server had before these tests were written."""
+    srv = serve(tmp_path_factory, "plain", "--model_dir", model_dir, "--workers", 1, "--max-pixels", 1000000,
+                "--max-body-mb", 80)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def tight(model_dir, tmp_path_factory):
+    """Bodies of at most 4 MB each and 6 MB in flight together, a 1 s queue timeout, 5 s for a stalled body; ONNX
+    Runtime in a thread of the server (it releases the GIL while it computes: quick start, fair timings)."""
+    srv = serve(tmp_path_factory, "tight", "--model_dir", model_dir, "--backend", "onnxruntime", "--workers", 1,
+                "--max-pixels", 1000000, "--max-body-mb", 4, "--max-inflight-mb", 6, "--queue-timeout", 1,
+                "--body-timeout", 5)
+    yield srv
+    srv.stop()
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+def png(size, seed=0) -> bytes:
+    img = np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
+def restore(url, data: bytes, timeout=120):
+    return post_json(url + "/image-restoration", {"image": base64.b64encode(data).decode()}, timeout)
+
+
+def tiff_bomb(width, height, big_endian=False) -> bytes:
+    """A 1-bit TIFF of width x height zeros in one Deflate strip: ~18 KB for 12000 x 12000."""
+    e = ">" if big_endian else "<"
+    data = zlib.compress(bytes((width + 7) // 8 * height), 9)
+    tags = [(256, 4, width), (257, 4, height), (258, 3, 1), (259, 3, 8), (262, 3, 1), (273, 4, 0), (277, 3, 1),
+            (278, 4, height), (279, 4, len(data))]
+    start = 8 + 2 + 12 * len(tags) + 4
+    ifd = struct.pack(e + "H", len(tags))
+    for tag, kind, value in tags:
+        value = start if tag == 273 else value
+        ifd += struct.pack(e + "HHI", tag, kind, 1) + (struct.pack(e + "HH", value, 0) if kind == 3
+                                                       else struct.pack(e + "I", value))
+    return (b"MM\x00*" if big_endian else b"II*\x00") + struct.pack(e + "I", 8) + ifd + struct.pack(e + "I", 0) + data
+
+
+def peak_rss_mb(pid) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+
+
+def host_port(url):
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
+    return host, int(port)
+
+
+def open_upload(url, length, first=b"", path="/image-restoration") -> socket.socket:
+    """A POST announcing `length` body bytes, of which only `first` is sent (the rest never comes)."""
+    sock = socket.create_connection(host_port(url), timeout=10)
+    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: {length}\r\n\r\n".encode() + first)
+    return sock
+
+
+def read_answer(sock, timeout):
+    sock.settimeout(timeout)
+    resp = http.client.HTTPResponse(sock)
+    resp.begin()
+    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, json.loads(resp.read())
+
+
+def one_line_error(body, status):
+    assert body["errorCode"] == status and body["errorMsg"] and "\n" not in body["errorMsg"], body
+
+
+def wait_for(condition, timeout=10.0):
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "condition not reached"
+        time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------------------------------- tests
+def test_tiff_bomb_refused_from_its_header(plain):
+    bomb = tiff_bomb(12000, 12000)
+    assert len(bomb) < 64 * 1024
+    before = peak_rss_mb(plain.proc.pid)
+    t0 = time.perf_counter()
+    status, _, body = restore(plain.url, bomb)
+    seconds = time.perf_counter() - t0
+    assert status == 413, body
+    one_line_error(body, 413)
+    assert "12000x12000" in body["errorMsg"] and "--max-pixels" in body["errorMsg"]
+    assert seconds < 1.0  # refused from the header: never decoded (that took seconds and GBs)
+    assert peak_rss_mb(plain.proc.pid) - before < 100
+    assert image_size_from_header(bomb) == (12000, 12000)
+    assert image_size_from_header(tiff_bomb(7000, 9000, big_endian=True)) == (9000, 7000)
+
+
+def test_opencv_pixel_limit_in_force(plain):
+    # OpenCV reads OPENCV_IO_MAX_IMAGE_PIXELS when it is loaded: the server checks at start that its limit took
+    assert "OpenCV pixel limit in force: 1000000" in plain.log()
+
+
+def test_burst_of_clients_served_with_default_queue(plain):
+    data = png(64)
+    n = 16
+    barrier = threading.Barrier(n)
+
+    def one(_):
+        barrier.wait(30)
+        return restore(plain.url, data)[0]
+
+    with concurrent.futures.ThreadPoolExecutor(n) as ex:
+        statuses = list(ex.map(one, range(n)))
+    assert statuses == [200] * n
+    status, metrics = get_json(plain.url + "/metrics")
+    assert metrics["pool"]["queue_size"] == 64 and metrics["pool"]["waiting"] == 0
+    assert metrics["rejected"] == {"queue_full": 0, "expected_wait": 0, "queue_timeout": 0, "body_budget": 0}
+
+
+def test_health_answers_during_a_big_upload(plain):
+    junk = b'{"image": "' + b"QUJD" * (16 * MB) + b'"}'  # 64 MB of valid base64, and no image in it
+    result = {}
+
+    def upload():
+        result["answer"] = post_raw(plain.url + "/image-restoration", junk, timeout=120)
+
+    uploader = threading.Thread(target=upload)
+    uploader.start()
+    worst = 0.0
+    while uploader.is_alive():
+        t0 = time.perf_counter()
+        status, _ = get_json(plain.url + "/health")
+        worst = max(worst, time.perf_counter() - t0)
+        assert status == 200
+        time.sleep(0.01)
+    uploader.join()
+    status, _, raw = result["answer"]
+    assert status == 400
+    one_line_error(json.loads(raw), 400)
+    assert worst < 0.5, f"/health took {worst:.2f} s during the upload"  # parsing no longer holds the GIL
+
+
+def predictor_processes(pid):
+    """The server's predictor child processes (started from its predictor threads)."""
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            for child in map(int, f.read().split()):
+                with open(f"/proc/{child}/cmdline", "rb") as cmd:
+                    if b"spawn_main" in cmd.read():
+                        found.append(child)
+    return found
+
+
+def test_health_answers_while_paddle_runs_and_a_dead_predictor_is_replaced(plain):
+    data = png(256)  # about a second of Paddle Inference, which holds the GIL while it runs
+    result = {}
+
+    def work():
+        result["statuses"] = [restore(plain.url, data)[0] for _ in range(2)]
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worst = 0.0
+    while worker.is_alive():
+        t0 = time.perf_counter()
+        assert get_json(plain.url + "/health")[0] == 200
+        worst = max(worst, time.perf_counter() - t0)
+        time.sleep(0.01)
+    worker.join()
+    assert result["statuses"] == [200, 200]
+    assert worst < 0.3, f"/health took {worst:.2f} s while the predictor ran"  # it runs in a child process
+    # that child dying fails nothing but the request it had, and the next request gets a new one
+    (child,) = predictor_processes(plain.proc.pid)
+    os.kill(child, 9)
+    status, _, body = restore(plain.url, png(16))
+    assert status == 500 and "predictor process exited" in body["errorMsg"]
+    one_line_error(body, 500)
+    status, _, body = restore(plain.url, png(16))
+    assert status == 200 and body["result"]["size"] == [16, 16]
+    assert plain.proc.poll() is None
+
+
+def test_deeply_nested_json_is_400(plain):
+    status, _, raw = post_raw(plain.url + "/image-restoration", b"[" * 100000)
+    assert status == 400
+    one_line_error(json.loads(raw), 400)
+    assert "nested" in json.loads(raw)["errorMsg"]
+
+
+def test_bodies_in_flight_are_bounded(tight):
+    small = png(32)
+    holder = open_upload(tight.url, 4_000_000, b'{"image": "')  # 4 MB announced, 11 bytes sent
+    try:
+        wait_for(lambda: get_json(tight.url + "/metrics")[1]["inflight_bytes"]["now"] == 4_000_000)
+        # another large body would take the bodies in flight past 6 MB: refused before a byte of it is sent
+        t0 = time.perf_counter()
+        second = open_upload(tight.url, 3 * MB)
+        status, headers, body = read_answer(second, timeout=5)
+        second.close()
+        assert status == 503 and time.perf_counter() - t0 < 2
+        one_line_error(body, 503)
+        assert "--max-inflight-mb" in body["errorMsg"] and int(headers["retry-after"]) >= 1
+        # over the per-request limit: 413, also unread
+        third = open_upload(tight.url, 5 * MB)
+        status, _, body = read_answer(third, timeout=5)
+        third.close()
+        assert status == 413
+        one_line_error(body, 413)
+        # small requests keep their share of the budget
+        status, _, body = restore(tight.url, small)
+        assert status == 200 and body["result"]["size"] == [32, 32]
+        _, metrics = get_json(tight.url + "/metrics")
+        assert metrics["rejected"]["body_budget"] == 1 and metrics["inflight_bytes"]["limit"] == 6 * MB
+    finally:
+        holder.close()
+    # the client went away: its bytes are released, and the next large body is read (and refused for what it is)
+    wait_for(lambda: get_json(tight.url + "/metrics")[1]["inflight_bytes"]["now"] == 0)
+    status, _, raw = post_raw(tight.url + "/image-restoration", b'{"image": "' + b"QUJD" * (750 * 1024) + b'"}')
+    assert status == 400
+    one_line_error(json.loads(raw), 400)
+    assert tight.proc.poll() is None
+
+
+def test_stalled_body_times_out_and_frees_its_bytes(tight):
+    stalled = open_upload(tight.url, 3 * MB, b'{"image": "')
+    try:
+        wait_for(lambda: get_json(tight.url + "/metrics")[1]["inflight_bytes"]["now"] == 3 * MB)
+        t0 = time.perf_counter()
+        status, _, body = read_answer(stalled, timeout=10)
+        assert status == 408 and 4 < time.perf_counter() - t0 < 9
+        one_line_error(body, 408)
+        assert "5 s" in body["errorMsg"]
+    finally:
+        stalled.close()
+    assert get_json(tight.url + "/metrics")[1]["inflight_bytes"]["now"] == 0
+
+
+def test_expected_wait_beyond_queue_timeout_is_refused_at_once(tight):
+    data = png(256)  # about 0.4 s on the tiny HINet, so the 1 s queue timeout holds two or three of them
+    assert restore(tight.url, data)[0] == 200  # a run time for the estimate
+    n = 8
+    barrier = threading.Barrier(n)
+
+    def one(_):
+        barrier.wait(30)
+        t0 = time.perf_counter()
+        status, headers, body = restore(tight.url, data)
+        return status, headers, body, time.perf_counter() - t0
+
+    with concurrent.futures.ThreadPoolExecutor(n) as ex:
+        results = list(ex.map(one, range(n)))
+    refused = [r for r in results if r[0] == 503]
+    assert refused and any(r[0] == 200 for r in results), [r[0] for r in results]
+    assert {r[0] for r in results} == {200, 503}
+    for status, headers, body, seconds in refused:
+        one_line_error(body, 503)
+        assert "--queue-timeout" in body["errorMsg"] and int(headers["retry-after"]) >= 1
+        assert seconds < 0.5  # at once, not after waiting in the queue
+    _, metrics = get_json(tight.url + "/metrics")
+    assert metrics["rejected"]["expected_wait"] == len(refused) and metrics["rejected"]["queue_timeout"] == 0
