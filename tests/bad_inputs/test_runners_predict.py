@@ -14,6 +14,7 @@ import skimage.data
 from ppir.cli import run
 from ppir.infer import runner
 
+from bad_input_checks import error_lines, snapshot
 from conftest import REPO, golden_file, tiny_hinet
 
 TOOLS = ("predict", "paddle", "onnxruntime")
@@ -66,24 +67,8 @@ def picture(h, w, seed=0):
     return np.ascontiguousarray(skimage.data.astronaut()[y:y + h, x:x + w, ::-1])
 
 
-def snapshot(folder):
-    """{relative path: bytes} of every file under `folder`."""
-    out = {}
-    for root, _, files in os.walk(folder):
-        for name in files:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                out[os.path.relpath(path, folder)] = f.read()
-    return out
-
-
 def temp_leftovers(folder):
     return [n for _, _, files in os.walk(folder) for n in files if re.search(r"\.ppir-\d+-[0-9a-f]+\.tmp$", n)]
-
-
-def errors(err):
-    assert "Traceback" not in err
-    return [ln for ln in err.splitlines() if ln.startswith("error: ")]
 
 
 @pytest.fixture
@@ -99,7 +84,7 @@ def inputs(tmp_path):
 def test_output_is_the_input_folder(call, inputs, tool):
     before = snapshot(inputs)
     code, _, err = call(tool, inputs, inputs)
-    assert code == 2 and len(errors(err)) == 1 and "is the input folder" in errors(err)[0]
+    assert code == 2 and len(error_lines(err)) == 1 and "is the input folder" in error_lines(err)[0]
     assert snapshot(inputs) == before
 
 
@@ -107,7 +92,7 @@ def test_output_is_the_input_folder(call, inputs, tool):
 def test_output_inside_the_input_folder(call, inputs, tool):
     before = snapshot(inputs)
     code, _, err = call(tool, inputs, inputs / "restored")
-    assert code == 2 and len(errors(err)) == 1 and "is inside the input folder" in errors(err)[0]
+    assert code == 2 and len(error_lines(err)) == 1 and "is inside the input folder" in error_lines(err)[0]
     assert snapshot(inputs) == before and not (inputs / "restored").exists()
 
 
@@ -115,7 +100,7 @@ def test_output_inside_the_input_folder(call, inputs, tool):
 def test_a_result_would_replace_a_single_input_file(call, inputs, tool):
     before = snapshot(inputs)
     code, _, err = call(tool, inputs / "a.png", inputs)
-    assert code == 2 and len(errors(err)) == 1 and "would replace the input" in errors(err)[0]
+    assert code == 2 and len(error_lines(err)) == 1 and "would replace the input" in error_lines(err)[0]
     assert snapshot(inputs) == before
 
 
@@ -164,7 +149,7 @@ def test_output_path_under_a_file(call, inputs, tmp_path, tool):
     for out, message in ((tmp_path / "notes.txt", "is a file, not a folder"),
                          (tmp_path / "notes.txt" / "sub", "notes.txt is a file")):
         code, _, err = call(tool, inputs, out)
-        assert code == 2 and len(errors(err)) == 1 and message in errors(err)[0], err
+        assert code == 2 and len(error_lines(err)) == 1 and message in error_lines(err)[0], err
     assert snapshot(tmp_path) == before
 
 
@@ -179,7 +164,7 @@ def test_read_only_output(call, inputs, tmp_path, monkeypatch, tool):
         monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if str(p) == str(locked)
                             else real_access(p, mode, **kw))
     code, _, err = call(tool, inputs, locked / "out")
-    assert code == 2 and len(errors(err)) == 1 and "no permission to write there" in errors(err)[0], err
+    assert code == 2 and len(error_lines(err)) == 1 and "no permission to write there" in error_lines(err)[0], err
     assert os.listdir(locked) == []
 
 
@@ -188,7 +173,7 @@ def test_corrupt_image_among_good_ones(call, inputs, tmp_path, tool):
     (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not a png at all")
     before = snapshot(inputs)
     code, _, err = call(tool, inputs, tmp_path / "out")
-    assert code == 1 and len(errors(err)) == 1 and "broken.png" in errors(err)[0]
+    assert code == 1 and len(error_lines(err)) == 1 and "broken.png" in error_lines(err)[0]
     assert sorted(os.listdir(tmp_path / "out")) == ["a.png", "b.png"]
     assert snapshot(inputs) == before and not temp_leftovers(tmp_path)
 
@@ -209,7 +194,7 @@ def test_output_is_the_ground_truth_folder(call, pairs, tool):
     lq, gt = pairs
     before = snapshot(gt)
     code, _, err = call(tool, lq, gt, "--gt_dir", gt)
-    assert code == 2 and len(errors(err)) == 1 and "is the input folder" in errors(err)[0]
+    assert code == 2 and len(error_lines(err)) == 1 and "is the input folder" in error_lines(err)[0]
     assert snapshot(gt) == before
 
 
@@ -220,7 +205,7 @@ def test_missing_ground_truth_is_counted_apart(call, pairs, tmp_path, tool):
     os.remove(gt / "b.png")
     code, out, err = call(tool, lq, tmp_path / "out", "--gt_dir", gt)
     assert code == 1
-    assert len(errors(err)) == 1 and "b.png" in errors(err)[0] and "not scored" in errors(err)[0]
+    assert len(error_lines(err)) == 1 and "b.png" in error_lines(err)[0] and "not scored" in error_lines(err)[0]
     last = err.strip().splitlines()[-1]
     assert last.startswith("restored 3 of 3 image(s)") and "1 restored but not scored" in last and "b.png" in last
     assert sorted(os.listdir(tmp_path / "out")) == ["a.png", "b.png", "c.png"]
@@ -235,7 +220,7 @@ def test_tiny_images_say_they_have_no_ssim(call, tmp_path, tool):
         cv2.imwrite(str(lq / name), picture(h, w, h))
         cv2.imwrite(str(gt / name), picture(h, w, h))
     code, out, err = call(tool, lq, tmp_path / "out", "--gt_dir", gt)
-    assert code == 0 and not errors(err), err
+    assert code == 0 and not error_lines(err), err
     lines = out.splitlines()
     for name in ("dot.png", "strip.png"):
         assert any(ln.startswith(f"image: {name}, psnr: ") and ", ssim: n/a, note: smaller than SSIM's 11x11"

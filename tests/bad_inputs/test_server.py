@@ -132,13 +132,11 @@ def test_tiff_bomb_refused_from_its_header(plain):
     bomb = tiff_bomb(12000, 12000)
     assert len(bomb) < 64 * 1024
     before = peak_rss_mb(plain.proc.pid)
-    t0 = time.perf_counter()
     status, _, body = restore(plain.url, bomb)
-    seconds = time.perf_counter() - t0
     assert status == 413, body
     one_line_error(body, 413)
     assert "12000x12000" in body["errorMsg"] and "--max-pixels" in body["errorMsg"]
-    assert seconds < 1.0  # refused from the header: never decoded (that took seconds and GBs)
+    # refused from the header, never decoded: decoding took seconds and GBs (one 8-bit plane alone is 137 MB)
     assert peak_rss_mb(plain.proc.pid) - before < 100
     assert image_size_from_header(bomb) == (12000, 12000)
     assert image_size_from_header(tiff_bomb(7000, 9000, big_endian=True)) == (9000, 7000)
@@ -174,6 +172,7 @@ def test_health_answers_during_a_big_upload(plain):
         result["answer"] = post_raw(plain.url + "/image-restoration", junk, timeout=120)
 
     uploader = threading.Thread(target=upload)
+    t_start = time.perf_counter()
     uploader.start()
     worst = 0.0
     while uploader.is_alive():
@@ -183,10 +182,13 @@ def test_health_answers_during_a_big_upload(plain):
         assert status == 200
         time.sleep(0.01)
     uploader.join()
+    upload_seconds = time.perf_counter() - t_start
     status, _, raw = result["answer"]
     assert status == 400
     one_line_error(json.loads(raw), 400)
-    assert worst < 0.5, f"/health took {worst:.2f} s during the upload"  # parsing no longer holds the GIL
+    # parsing no longer holds the GIL: /health is never stuck for a large part of the upload (it was for most
+    # of it); a ratio of two times from the same run, so a loaded machine slows both alike
+    assert worst < upload_seconds / 4, f"/health took {worst:.2f} s during a {upload_seconds:.2f} s upload"
 
 
 def predictor_processes(pid):
@@ -209,6 +211,7 @@ def test_health_answers_while_paddle_runs_and_a_dead_predictor_is_replaced(plain
         result["statuses"] = [restore(plain.url, data)[0] for _ in range(2)]
 
     worker = threading.Thread(target=work)
+    t_start = time.perf_counter()
     worker.start()
     worst = 0.0
     while worker.is_alive():
@@ -217,8 +220,11 @@ def test_health_answers_while_paddle_runs_and_a_dead_predictor_is_replaced(plain
         worst = max(worst, time.perf_counter() - t0)
         time.sleep(0.01)
     worker.join()
+    per_request = (time.perf_counter() - t_start) / 2
     assert result["statuses"] == [200, 200]
-    assert worst < 0.3, f"/health took {worst:.2f} s while the predictor ran"  # it runs in a child process
+    # the predictor runs in a child process: /health is not held for an inference (in-process it waited for
+    # the whole of one); compared with the run's own request time, so machine load cancels out
+    assert worst < per_request / 3, f"/health took {worst:.2f} s while a request took {per_request:.2f} s"
     # that child dying fails nothing but the request it had, and the next request gets a new one
     (child,) = predictor_processes(plain.proc.pid)
     os.kill(child, 9)
@@ -302,9 +308,12 @@ def test_expected_wait_beyond_queue_timeout_is_refused_at_once(tight):
     refused = [r for r in results if r[0] == 503]
     assert refused and any(r[0] == 200 for r in results), [r[0] for r in results]
     assert {r[0] for r in results} == {200, 503}
+    # "at once": a refusal comes back before any accepted request, which needed at least one inference (a
+    # ratio within the same run, so a loaded machine slows both sides alike)
+    fastest_served = min(r[3] for r in results if r[0] == 200)
     for status, headers, body, seconds in refused:
         one_line_error(body, 503)
         assert "--queue-timeout" in body["errorMsg"] and int(headers["retry-after"]) >= 1
-        assert seconds < 0.5  # at once, not after waiting in the queue
+        assert seconds < fastest_served, (seconds, fastest_served)
     _, metrics = get_json(tight.url + "/metrics")
     assert metrics["rejected"]["expected_wait"] == len(refused) and metrics["rejected"]["queue_timeout"] == 0

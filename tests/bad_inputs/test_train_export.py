@@ -19,6 +19,7 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for conftest
 
+from bad_input_checks import one_error, snapshot  # noqa: E402
 from conftest import REPO, golden_file, tiny_hinet  # noqa: E402
 
 import ppir  # noqa: E402  (sets OMP threads before paddle)
@@ -60,25 +61,6 @@ def tool(capsys, name, *args):
     capsys.readouterr()
     code = run(module.main, [str(a) for a in args])
     return code, capsys.readouterr().err
-
-
-def one_error(stderr):
-    """The single `error:` line of a failed command (and no traceback)."""
-    assert "Traceback" not in stderr
-    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, stderr[-2000:]
-    return errors[0]
-
-
-def snapshot(folder):
-    """{relative path: bytes} of every file under `folder`: to prove nothing was lost or rewritten."""
-    out = {}
-    for root, _, files in os.walk(folder):
-        for f in files:
-            path = os.path.join(root, f)
-            with open(path, "rb") as fh:
-                out[os.path.relpath(path, folder)] = fh.read()
-    return out
 
 
 def leftovers(folder):
