@@ -12,7 +12,8 @@ times untimed, then the median of `--repeat` steps is reported with images/s and
 FLOPs are 2 x 3 x the forward MACs (ppir.profiling; backward costs about twice the forward: the gradients
 with respect to the inputs and to the weights each take one pass of the same size). The peak is the best large
 float32 matmul measured at the start and at the end of the run (numpy/ONNX Runtime/Paddle on CPU with the same
-threads, Paddle on the GPU with TF32 off). The training paths are listed in PATHS; the trainer uses `dygraph`.
+threads, Paddle on the GPU with TF32 off). The training paths are listed in PATHS; each is a `train.engine`
+of the trainer (default `dygraph`). Tables and what each path was checked against: docs/training_speed.md.
 Not part of the test suite.
 """
 import argparse
@@ -61,7 +62,14 @@ def dygraph_step(model, loss_fn, optimizer, amp):
     return step
 
 
-PATHS = {"dygraph": dygraph_step}
+def to_static_step(model, loss_fn, optimizer, amp):
+    """The forward as a static program (paddle.jit.to_static, full graph), backward and update still eager."""
+    import paddle
+
+    return dygraph_step(paddle.jit.to_static(model, full_graph=True), loss_fn, optimizer, amp)
+
+
+PATHS = {"dygraph": dygraph_step, "to_static": to_static_step}
 
 
 def parse_args(argv=None):

@@ -22,6 +22,7 @@ INTERVAL_UNITS = ("iter", "epoch")
 INITS = ("torch", "paddle")
 AMP_LEVELS = ("O1", "O2")
 AMP_DTYPES = ("float16", "bfloat16")
+ENGINES = ("dygraph", "to_static")
 
 
 @register_section("train")
@@ -54,6 +55,9 @@ class TrainOptions:
     pretrained: str = ""            # weights loaded before training (any format ppir.load_weights reads)
     init: str = "torch"             # initialisation from scratch: torch (PyTorch's defaults, what the official
                                     # recipes train from) or paddle (Paddle's defaults; diverges for deep nets)
+    engine: str = "dygraph"         # dygraph: eager forward and backward; to_static: the forward runs as a
+                                    # static program (paddle.jit.to_static), backward and update stay eager
+                                    # (docs/training_speed.md: figures, and what it was checked against)
 
     def check(self, source: str = "train") -> "TrainOptions":
         def bad(key, why):
@@ -66,6 +70,8 @@ class TrainOptions:
                               f"(neither is above 0)")
         if self.batch_size < 1:
             raise bad("batch_size", f"must be >= 1, got {self.batch_size}")
+        if self.engine not in ENGINES:
+            raise bad("engine", f"must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.num_workers < 0:
             raise bad("num_workers", f"must be >= 0, got {self.num_workers}")
         if self.seed < 0:

@@ -299,6 +299,10 @@ class Trainer:
         if resume:
             self._resume(self.output_dir if resume is True else resume)
 
+        if o.engine == "to_static":
+            # The same Layer object, its forward converted: parameters, state_dict and checkpoints are
+            # unchanged, so resume and export see no difference. A program is traced per input shape and mode.
+            self.model = paddle.jit.to_static(self.model, full_graph=True)
         if self.world > 1:
             self.model = paddle.DataParallel(self.model)
         self.ckpt = CheckpointManager(self.output_dir, o.keep_last) if self.is_main else None
@@ -470,7 +474,8 @@ class Trainer:
             self._write_config()
             log.info(f"config {self.cfg.source}: {type(_inner(self.model)).__name__}, "
                      f"{self.n_train} training samples, batch {o.batch_size} on {self.world} "
-                     f"{'process' if self.world == 1 else 'processes'} ({self.device}), "
+                     f"{'process' if self.world == 1 else 'processes'} ({self.device}"
+                     f"{', forward as a static program' if o.engine == 'to_static' else ''}), "
                      f"{self.iters_per_epoch} iterations per epoch, {self.total_iters} iterations "
                      f"({self.total_iters / self.iters_per_epoch:.2f} epochs); lr: {self.scheduler.description}")
             for note in (self._pretrained_note, self._amp_note, *getattr(self, "_resume_notes", [])):
