@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import types
 
 from ..data.image_io import encode_image
@@ -42,6 +43,13 @@ def restore_png(restorer, raw, max_pixels: int) -> tuple[bytes, int, int]:
 def _child(conn, build, build_args, max_pixels: int) -> None:
     """The child's loop: build the restorer, then answer (file bytes) with ("ok", h, w) + PNG bytes or ("fail",
     status, message), until the server closes the pipe."""
+    if hasattr(os, "nice"):
+        # Inference is the bulk work; the parent's event loop answers /health, admission and refusals. On a
+        # machine with few cores a lower priority here keeps those answers prompt while a predictor computes.
+        try:
+            os.nice(5)
+        except OSError:
+            pass
     try:
         restorer = build(*build_args)
     except BaseException as e:  # noqa: BLE001 - reported to the server, which exits with its message

@@ -5,6 +5,7 @@ import base64
 import concurrent.futures
 import http.client
 import json
+import math
 import os
 import socket
 import struct
@@ -292,9 +293,12 @@ def test_stalled_body_times_out_and_frees_its_bytes(tight):
 
 
 def test_expected_wait_beyond_queue_timeout_is_refused_at_once(tight):
-    data = png(256)  # about 0.4 s on the tiny HINet, so the 1 s queue timeout holds two or three of them
+    data = png(256)
+    t0 = time.perf_counter()
     assert restore(tight.url, data)[0] == 200  # a run time for the estimate
-    n = 8
+    run_time = time.perf_counter() - t0
+    # enough clients that the later ones would wait ~3x the 1 s queue timeout on this machine, however fast it is
+    n = min(60, max(8, math.ceil(3.0 / run_time) + 2))
     barrier = threading.Barrier(n)
 
     def one(_):
