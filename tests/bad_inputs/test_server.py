@@ -293,7 +293,11 @@ def test_stalled_body_times_out_and_frees_its_bytes(tight):
 
 
 def test_expected_wait_beyond_queue_timeout_is_refused_at_once(tight):
-    data = png(256)
+    # a smooth 256x256 picture: a small body (under 64 KB), so even 60 of them stay far inside --max-inflight-mb and
+    # the only reason to refuse is the expected wait
+    yy, xx = np.mgrid[0:256, 0:256]
+    data = cv2.imencode(".png", np.stack([xx, yy, (xx + yy) // 2], -1).astype(np.uint8))[1].tobytes()
+    assert len(data) < 64 * 1024  # base64 in JSON: 60 x 87 KB at most, against the 6 MB budget
     t0 = time.perf_counter()
     assert restore(tight.url, data)[0] == 200  # a run time for the estimate
     run_time = time.perf_counter() - t0
