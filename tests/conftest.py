@@ -62,3 +62,30 @@ def run_tool(name, *args, cwd=None, timeout=600):
 
     cmd = [sys.executable, os.path.join(REPO, "tools", name + ".py"), *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd or REPO, timeout=timeout)
+
+
+# The three networks at reduced widths, each with its paper loss: a few CPU seconds per training step.
+TINY_NETWORKS = {
+    "hinet": ({"type": "HINet", "wf": 8}, {"type": "PSNRLoss"}),
+    "mirnet": ({"type": "MIRNet", "n_feat": 8, "n_RRG": 1, "n_MSRB": 1}, {"type": "CharbonnierLoss"}),
+    "mimo_unetplus": ({"type": "MIMOUNetPlus", "num_res": 1, "base_channel": 8}, {"type": "MultiScaleFFTLoss"}),
+}
+
+
+def tiny_train_config(net, out_dir, steps, **train):
+    """A loaded config training TINY_NETWORKS[net] for `steps` on 32x32 synthetic noise patches (batch 2, a
+    checkpoint half-way and at the end, one log line per step, no validation); `train` overrides train:."""
+    import ppir
+
+    model, loss = TINY_NETWORKS[net]
+    return ppir.load_config({
+        "model": dict(model),
+        "datasets": {"train": {"type": "SyntheticDataset", "degradation": "gaussian_noise",
+                               "images": ["astronaut", "coffee"], "size": [64, 64], "num_samples": 8, "seed": 1,
+                               "patch_size": 32, "use_flip": True}},
+        "loss": dict(loss),
+        "optimizer": {"type": "Adam", "lr": 1.0e-3},
+        "train": {"iters": steps, "batch_size": 2, "num_workers": 0, "seed": 3, "log_interval": 1,
+                  "output_dir": str(out_dir), "val_interval": 0, "save_interval": steps // 2, "keep_last": 0,
+                  **train},
+    })

@@ -10,31 +10,16 @@ import re
 import numpy as np
 import pytest
 
-import ppir
 from ppir.convert.torch_reader import read_paddle_pdparams
 from ppir.errors import ConfigError
 
-NETS = {  # reduced widths, each with its paper loss
-    "hinet": ({"type": "HINet", "wf": 8}, {"type": "PSNRLoss"}),
-    "mirnet": ({"type": "MIRNet", "n_feat": 8, "n_RRG": 1, "n_MSRB": 1}, {"type": "CharbonnierLoss"}),
-    "mimo_unetplus": ({"type": "MIMOUNetPlus", "num_res": 1, "base_channel": 8}, {"type": "MultiScaleFFTLoss"}),
-}
+from conftest import TINY_NETWORKS, tiny_train_config
+
 STEPS = 4
 
 
 def config(net, out_dir, engine):
-    model, loss = NETS[net]
-    return ppir.load_config({
-        "model": dict(model),
-        "datasets": {"train": {"type": "SyntheticDataset", "degradation": "gaussian_noise",
-                               "images": ["astronaut", "coffee"], "size": [64, 64], "num_samples": 8, "seed": 1,
-                               "patch_size": 32, "use_flip": True}},
-        "loss": dict(loss),
-        "optimizer": {"type": "Adam", "lr": 1.0e-3},
-        "train": {"iters": STEPS, "batch_size": 2, "num_workers": 0, "seed": 3, "log_interval": 1,
-                  "output_dir": str(out_dir), "val_interval": 0, "save_interval": STEPS // 2, "keep_last": 0,
-                  "engine": engine},
-    })
+    return tiny_train_config(net, out_dir, STEPS, engine=engine)
 
 
 def train(cfg, resume=None):
@@ -51,7 +36,7 @@ def final(out_dir):
     return read_paddle_pdparams(str(out_dir / "checkpoints" / f"iter_{STEPS:08d}" / "model.pdparams"))
 
 
-@pytest.mark.parametrize("net", sorted(NETS))
+@pytest.mark.parametrize("net", sorted(TINY_NETWORKS))
 def test_to_static_trains_like_dygraph(tmp_path, net):
     train(config(net, tmp_path / "dygraph", "dygraph"))
     train(config(net, tmp_path / "static", "to_static"))

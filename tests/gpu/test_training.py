@@ -19,14 +19,10 @@ import re
 import numpy as np
 import pytest
 
-import ppir
 from ppir.convert.torch_reader import read_paddle_pdparams
 
-NETWORKS = {  # reduced widths; patch 32 fits every network's multiple
-    "hinet": ({"type": "HINet", "wf": 8}, {"type": "PSNRLoss"}),
-    "mirnet": ({"type": "MIRNet", "n_feat": 8, "n_RRG": 1, "n_MSRB": 1}, {"type": "CharbonnierLoss"}),
-    "mimo_unet": ({"type": "MIMOUNetPlus", "num_res": 1, "base_channel": 8}, {"type": "MultiScaleFFTLoss"}),
-}
+from conftest import TINY_NETWORKS as NETWORKS, tiny_train_config
+
 MODES = {  # name: (train overrides, relative loss tolerance against float32)
     "fp32": ({}, 0.0),
     "O1-float16": ({"amp": True, "amp_level": "O1", "amp_dtype": "float16"}, 2e-2),
@@ -39,18 +35,7 @@ LOSS_LINE = re.compile(r"iter (\d+)/\d+ .*?loss (\S+)")
 
 
 def config(net, out_dir, **train):
-    model, loss = NETWORKS[net]
-    return ppir.load_config({
-        "model": dict(model),
-        "datasets": {"train": {"type": "SyntheticDataset", "degradation": "gaussian_noise",
-                               "images": ["astronaut", "coffee"], "size": [64, 64], "num_samples": 8, "seed": 1,
-                               "patch_size": 32, "use_flip": True}},
-        "loss": dict(loss),
-        "optimizer": {"type": "Adam", "lr": 1.0e-3},
-        "train": {"iters": STEPS, "batch_size": 2, "num_workers": 0, "seed": 3, "log_interval": 1,
-                  "output_dir": str(out_dir), "val_interval": 0, "save_interval": STEPS // 2, "keep_last": 0,
-                  **train},
-    })
+    return tiny_train_config(net, out_dir, STEPS, **train)
 
 
 def train(cfg, resume=None):
