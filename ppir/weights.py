@@ -6,8 +6,8 @@ import os
 import paddle
 
 from .convert import MatchReport, match_state_dict, read_weights_file
-from .data.image_io import atomic_target, sweep_stale_temps
 from .errors import CheckpointError
+from .paths import atomic_target, sweep_stale_temps
 
 
 def load_weights(model: paddle.nn.Layer, path: str, allow_partial: bool = False,

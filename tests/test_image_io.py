@@ -80,7 +80,7 @@ def test_a_killed_write_leaves_a_temp_that_the_next_run_sweeps(tmp_path):
     import subprocess
     import sys
 
-    from ppir.data.image_io import sweep_stale_temps
+    from ppir.paths import sweep_stale_temps
 
     from conftest import REPO
 

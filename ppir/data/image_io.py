@@ -1,22 +1,14 @@
-"""Reading and writing images safely: any common kind in, RGB float32 in [0, 1] out; atomic writes.
-
-Atomic writes go through a temporary file beside the target, named ``.<target name>.ppir-<pid>-<8 hex>.tmp``,
-then renamed over the target. The file is created like a plain ``open()`` would (mode 0666 minus the umask).
-A process killed mid-write leaves its temporary file behind; `sweep_stale_temps` removes exactly those: the
-name must match the pattern *and* the writer's pid must be gone, so neither a user's file that merely looks
-alike nor a file another live run is still writing is ever touched.
-"""
+"""Reading and writing images safely: any common kind in, RGB float32 in [0, 1] out; atomic writes
+(`ppir.paths.atomic_target`: a temporary file beside the target, then a rename)."""
 from __future__ import annotations
 
-import contextlib
 import os
-import re
-import secrets
 
 import cv2
 import numpy as np
 
 from ..errors import ImageError
+from ..paths import atomic_target
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -81,62 +73,6 @@ def encode_image(img_rgb: np.ndarray, ext: str = ".png") -> bytes:
     if not ok:
         raise ImageError(f"cannot encode an image as {ext}")
     return buf.tobytes()
-
-
-_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.ppir-(?P<pid>[1-9][0-9]{0,9})-[0-9a-f]{8}\.tmp$")
-
-
-def _temp_name(target_name: str) -> str:
-    return f".{target_name}.ppir-{os.getpid()}-{secrets.token_hex(4)}.tmp"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. EPERM: the pid exists but belongs to someone else
-        return True
-    return True
-
-
-def sweep_stale_temps(folder: str, target_name: str | None = None) -> list[str]:
-    """Remove the temporary files that killed ppir writers left in `folder` (all, or those for `target_name`);
-    returns the removed paths. Only regular files matching `_TEMP_NAME` whose writer pid is gone are removed."""
-    removed = []
-    try:
-        names = os.listdir(folder)
-    except OSError:  # no folder yet: nothing to sweep
-        return removed
-    for name in names:
-        m = _TEMP_NAME.match(name)
-        if not m or (target_name is not None and m["target"] != target_name):
-            continue
-        pid = int(m["pid"])
-        path = os.path.join(folder, name)
-        if pid == os.getpid() or _pid_alive(pid) or not os.path.isfile(path) or os.path.islink(path):
-            continue
-        with contextlib.suppress(OSError):
-            os.remove(path)
-            removed.append(path)
-    return removed
-
-
-@contextlib.contextmanager
-def atomic_target(path: str):
-    """Yield a fresh temporary path beside `path` (created empty, mode 0666 minus the umask, like open()); on
-    success it is renamed over `path`, on any error or interrupt it is removed. Writes never leave half a file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, _temp_name(os.path.basename(path)))
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # 0666 & ~umask, as open() would
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 def write_image(path: str, img_rgb: np.ndarray) -> None:

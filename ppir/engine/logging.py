@@ -22,6 +22,8 @@ import time
 
 from tqdm import tqdm
 
+from ..paths import atomic_target
+
 
 def _fmt_time(seconds: float) -> str:
     if not math.isfinite(seconds):
@@ -45,12 +47,10 @@ def drop_metrics_after(output_dir: str, iteration: int) -> int:
     keep = [line for line in lines if not _record_after(line, iteration)]
     if len(keep) == len(lines):
         return 0
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_target(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write("".join(line + "\n" for line in keep))
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
     return len(lines) - len(keep)
 
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 
-from ..data.image_io import sweep_stale_temps
 from ..errors import ConfigError
+from ..paths import nearest_existing, sweep_stale_temps
 
 OUTPUT_EXT = ".png"
 NAME_RULE = ("outputs are PNGs named <stem>.png; when inputs share a stem (a.png, a.jpg), the one named "
@@ -76,12 +76,7 @@ def check_output_folder(out_dir: str, option: str, inputs: list[str], input_fold
 
 
 def _check_writable(out_dir: str, option: str) -> None:
-    probe = os.path.abspath(out_dir)
-    while not os.path.exists(probe):  # the nearest existing parent is where the folder will be created
-        parent = os.path.dirname(probe)
-        if parent == probe:
-            break
-        probe = parent
+    probe = nearest_existing(os.path.abspath(out_dir))  # where the folder will be created
     if not os.path.isdir(probe):
         what = "is a file" if probe == os.path.abspath(out_dir) else f"cannot be created: {probe} is a file"
         raise ConfigError(f"{option} {out_dir}: {what}, not a folder")
