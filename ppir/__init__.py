@@ -43,12 +43,7 @@ def build_model(config, overrides=None):
     cfg = load_config(config, overrides)
     if "model" not in cfg:
         raise ConfigError(f"{cfg.source}: no 'model' section")
-    kwargs = dict(cfg["model"])
-    cls = MODELS.get(kwargs.pop("type"))
-    try:
-        return cls(**kwargs)
-    except ConfigError as e:
-        raise ConfigError(f"{cfg.source}: model: {e}") from None
+    return MODELS.build(cfg["model"], "model", cfg.source)
 
 
 __all__ = ["build_model", "load_weights", "save_weights", "load_config", "Config", "count_parameters",

@@ -6,33 +6,24 @@ so a CLI can print a single line instead of a traceback.
 from __future__ import annotations
 
 import copy
-import difflib
-import inspect
+import dataclasses
 import os
 from typing import Any, Iterable
 
 import yaml
 
 from .errors import ConfigError
+from .registry import DATASETS, LOSSES, METRICS, MODELS, OPTIMIZERS, SCHEDULERS, check_keys, did_you_mean
+from .sections import SECTIONS
 
 # Top-level sections a config may have. Typed sections hold a `type:` naming a class from a registry; their
 # other keys are that class's constructor arguments and are checked against its signature. `datasets` maps a
-# name (train, val, test_rain100h, ...) to a typed entry, `metrics` is a list of typed entries. Plain
-# sections (train, val, export) are checked against a dataclass registered with `register_section`.
-KNOWN_SECTIONS = ("model", "datasets", "loss", "optimizer", "lr_scheduler", "metrics", "train", "val", "export")
-_SECTION_SCHEMAS: dict = {}
-# Modules whose import registers classes that configs can name; a module not written yet is skipped.
-_REGISTERING_MODULES = ("ppir.models", "ppir.data", "ppir.losses", "ppir.metrics", "ppir.engine")
-
-
-def register_section(name: str):
-    """Class decorator: a dataclass whose fields (with defaults) are the keys allowed in a plain section."""
-    def _add(cls):
-        if name not in KNOWN_SECTIONS:
-            raise ValueError(f"unknown section {name!r}")
-        _SECTION_SCHEMAS[name] = cls
-        return cls
-    return _add
+# name (train, val, test_rain100h, ...) to a typed entry, `metrics` is a list of typed entries. Plain sections
+# (train, val, export) are checked against their dataclass in `ppir.sections`. Both tables are read here, at
+# validation time, so what is checked never depends on what the caller imported.
+TYPED_SECTIONS = {"model": MODELS, "datasets": DATASETS, "loss": LOSSES, "optimizer": OPTIMIZERS,
+                  "lr_scheduler": SCHEDULERS, "metrics": METRICS}
+KNOWN_SECTIONS = (*TYPED_SECTIONS, *SECTIONS)
 
 
 class Config(dict):
@@ -171,113 +162,35 @@ def require_sections(cfg: Config, sections: Iterable[str], purpose: str) -> None
 
 
 # ----------------------------------------------------------------------------------------------- validation
-def _type_ok(value, default) -> bool:
-    """Is `value` acceptable where the constructor's default is `default`?"""
-    if default is None or default is inspect.Parameter.empty:
-        return True
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, str):
-        return isinstance(value, str)
-    if isinstance(default, (list, tuple)):
-        return isinstance(value, (list, tuple))
-    return True
-
-
-def constructor_params(cls) -> dict[str, inspect.Parameter]:
-    sig = inspect.signature(cls.__init__)
-    return {n: p for n, p in sig.parameters.items()
-            if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-
-
-def check_kwargs(cls, kwargs: dict, section: str, cfg: Config) -> None:
-    """Check a typed section's keys against `cls`'s constructor: unknown keys and wrong types."""
-    params = constructor_params(cls)
-    for key, value in kwargs.items():
-        dotted = f"{section}.{key}"
-        if key not in params:
-            hint = difflib.get_close_matches(key, params, n=1)
-            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ConfigError(f"{cfg.origin(dotted)}: unknown key {dotted!r} for {cls.__name__}{extra}; "
-                              f"allowed: {', '.join(params)}")
-        default = params[key].default
-        if not _type_ok(value, default):
-            raise ConfigError(f"{cfg.origin(dotted)}: {dotted} must be {type(default).__name__} "
-                              f"(like the default {default!r}), got {type(value).__name__} {value!r}")
-
-
-def _import_registering_modules() -> None:
-    import importlib
-
-    for mod in _REGISTERING_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
-
-
-def _check_typed(cfg: Config, key: str, body, registry) -> None:
-    """A typed entry at dotted `key`: a mapping with a known `type` and constructor keys of the right type."""
-    if not isinstance(body, dict):
-        raise ConfigError(f"{cfg.origin(key)}: {key} must be a mapping with a 'type'")
-    if "type" not in body:
-        raise ConfigError(f"{cfg.origin(key)}: {key} needs a 'type' (one of: {', '.join(registry.names())})")
-    try:
-        cls = registry.get(body["type"])
-    except ConfigError as e:
-        raise ConfigError(f"{cfg.origin(key + '.type')}: {key}.type: {e}") from None
-    check_kwargs(cls, {k: v for k, v in body.items() if k != "type"}, key, cfg)
-
-
 def _check_plain(cfg: Config, section: str, body, schema) -> None:
-    import dataclasses
-
     if not isinstance(body, dict):
         raise ConfigError(f"{cfg.origin(section)}: section {section!r} must be a mapping")
-    fields = {f.name: f for f in dataclasses.fields(schema)}
-    for key, value in body.items():
-        dotted = f"{section}.{key}"
-        if key not in fields:
-            hint = difflib.get_close_matches(key, fields, n=1)
-            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ConfigError(f"{cfg.origin(dotted)}: unknown key {dotted!r}{extra}; allowed: {', '.join(fields)}")
-        f = fields[key]
-        default = f.default if f.default is not dataclasses.MISSING else None
-        if not _type_ok(value, default):
-            raise ConfigError(f"{cfg.origin(dotted)}: {dotted} must be {type(default).__name__} "
-                              f"(like the default {default!r}), got {type(value).__name__} {value!r}")
+    defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else None)
+                for f in dataclasses.fields(schema)}
+    check_keys(body, defaults, section, cfg.origin)
 
 
 def validate_config(cfg: Config) -> None:
-    from .registry import DATASETS, LOSSES, METRICS, MODELS, OPTIMIZERS, SCHEDULERS
-
-    _import_registering_modules()
+    """Check every section of `cfg`: known top-level keys, typed entries against their class's constructor
+    (the registries load their classes themselves), plain sections against `ppir.sections`."""
     for key in cfg:
         if key not in KNOWN_SECTIONS:
-            hint = difflib.get_close_matches(key, KNOWN_SECTIONS, n=1)
-            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ConfigError(f"{cfg.origin(key)}: unknown top-level key {key!r}{extra}; "
+            raise ConfigError(f"{cfg.origin(key)}: unknown top-level key {key!r}{did_you_mean(key, KNOWN_SECTIONS)}; "
                               f"allowed: {', '.join(KNOWN_SECTIONS)}")
-    single = {"model": MODELS, "loss": LOSSES, "optimizer": OPTIMIZERS, "lr_scheduler": SCHEDULERS}
-    for section, registry in single.items():
+    for section in ("model", "loss", "optimizer", "lr_scheduler"):
         if cfg.get(section) is not None:
-            _check_typed(cfg, section, cfg[section], registry)
+            TYPED_SECTIONS[section].resolve(cfg[section], section, cfg.origin)
     if cfg.get("datasets") is not None:
         if not isinstance(cfg["datasets"], dict):
             raise ConfigError(f"{cfg.origin('datasets')}: datasets must map names (train, val, ...) to datasets")
         for name, body in cfg["datasets"].items():
             if body is not None:
-                _check_typed(cfg, f"datasets.{name}", body, DATASETS)
+                DATASETS.resolve(body, f"datasets.{name}", cfg.origin)
     if cfg.get("metrics") is not None:
         if not isinstance(cfg["metrics"], list):
             raise ConfigError(f"{cfg.origin('metrics')}: metrics must be a list of {{type: ...}} entries")
         for i, body in enumerate(cfg["metrics"]):
-            _check_typed(cfg, f"metrics.{i}", body, METRICS)
-    for section, schema in _SECTION_SCHEMAS.items():
+            METRICS.resolve(body, f"metrics.{i}", cfg.origin)
+    for section, schema in SECTIONS.items():
         if cfg.get(section) is not None:
             _check_plain(cfg, section, cfg[section], schema)

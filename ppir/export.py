@@ -24,7 +24,6 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 
-from .config import register_section
 from .errors import PPIRError
 from .infer.pipeline import ROUNDINGS
 from .paths import output_dir_problem, output_file_problem
@@ -45,17 +44,6 @@ DEFAULT_ROUNDING = {"MIMOUNet": "half_up", "MIMOUNetPlus": "half_up"}
 
 class ExportError(PPIRError):
     """Exporting or converting a network failed, or the converted program disagrees with its source."""
-
-
-@register_section("export")
-@dataclasses.dataclass
-class ExportSection:
-    """The optional `export:` section of a config (checked like every plain section)."""
-
-    rounding: str = None  # "nearest" or "half_up"; default from DEFAULT_ROUNDING
-    input_shape: list = None  # fixed [N, C, H, W] for accelerators; default dynamic
-    tile: int = 0  # default tile size the runners use (0: whole image)
-    tile_overlap: int = 32
 
 
 @dataclasses.dataclass

@@ -252,9 +252,7 @@ class MultiScaleFFTLoss(nn.Layer):
         return content + self.fft_weight * fft
 
 
-def build_loss(section: dict) -> nn.Layer:
-    """A loss from a config's `loss:` mapping, e.g. ``{"type": "PSNRLoss", "loss_weight": 0.5}``."""
-    if not isinstance(section, dict) or "type" not in section:
-        raise ConfigError(f"loss must be a mapping with a 'type' (one of: {', '.join(LOSSES.names())})")
-    kwargs = dict(section)
-    return LOSSES.get(kwargs.pop("type"))(**kwargs)
+def build_loss(section: dict, source: str = "") -> nn.Layer:
+    """A loss from a config's `loss:` mapping, e.g. ``{"type": "PSNRLoss", "loss_weight": 0.5}``; `source` (the
+    config file) is named in errors."""
+    return LOSSES.build(section, "loss", source)

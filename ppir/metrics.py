@@ -259,18 +259,11 @@ class SSIM(_Metric):
 
 
 # -------------------------------------------------------------------------------------------------- MetricSet
-def build_metrics(entries: Iterable) -> list:
-    """Metric objects from a config's `metrics:` list of ``{type: ..., **options}`` mappings (or objects)."""
-    out = []
-    for i, entry in enumerate(entries):
-        if isinstance(entry, _Metric):
-            out.append(entry)
-            continue
-        if not isinstance(entry, dict) or "type" not in entry:
-            raise ConfigError(f"metrics[{i}] must be a mapping with a 'type' (one of: {', '.join(METRICS.names())})")
-        kwargs = dict(entry)
-        out.append(METRICS.get(kwargs.pop("type"))(**kwargs))
-    return out
+def build_metrics(entries: Iterable, source: str = "") -> list:
+    """Metric objects from a config's `metrics:` list of ``{type: ..., **options}`` mappings (or objects);
+    `source` (the config file) is named in errors."""
+    return [entry if isinstance(entry, _Metric) else METRICS.build(entry, f"metrics.{i}", source)
+            for i, entry in enumerate(entries)]
 
 
 class MetricSet:
@@ -281,8 +274,8 @@ class MetricSet:
     repo reports; an identical pair scores PSNR = inf and makes the PSNR mean inf (as upstream).
     """
 
-    def __init__(self, metrics: Iterable):
-        self.metrics = build_metrics(metrics)
+    def __init__(self, metrics: Iterable, source: str = ""):
+        self.metrics = build_metrics(metrics, source)
         names = [m.name for m in self.metrics]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

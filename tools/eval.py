@@ -45,8 +45,8 @@ def main(argv=None):
     args = parse_args(argv)
     import ppir
     from ppir.engine.evaluator import evaluate, format_table, write_json
-    from ppir.engine.options import TrainOptions, ValOptions, options_from
-    from ppir.engine.trainer import build_dataset
+    from ppir.sections import TrainOptions, ValOptions, options_from
+    from ppir.data import build_dataset
     from ppir.config import require_sections
     from ppir.errors import ConfigError
     from ppir.metrics import MetricSet

@@ -262,25 +262,16 @@ class Constant(_Schedule):
 
 
 # ----------------------------------------------------------------------------------------------- builders
-def _build(section, registry, what: str, default: dict):
-    body = dict(section) if section else dict(default)
-    if "type" not in body:
-        raise ConfigError(f"{what} needs a 'type' (one of: {', '.join(registry.names())})")
-    cls = registry.get(body.pop("type"))
-    try:
-        return cls(**body)
-    except TypeError as e:
-        raise ConfigError(f"{what}: {e}") from None
+def build_optimizer_spec(section, source: str = ""):
+    """The config-level optimizer (`optimizer:` section; default Adam with its defaults); `source` (the config
+    file) is named in errors."""
+    return OPTIMIZERS.build(section or {"type": "Adam"}, "optimizer", source)
 
 
-def build_optimizer_spec(section):
-    """The config-level optimizer (`optimizer:` section; default Adam with its defaults)."""
-    return _build(section, OPTIMIZERS, "optimizer", {"type": "Adam"})
-
-
-def build_scheduler(section, base_lr: float, total_iters: int, iters_per_epoch: int) -> ClosedFormLR:
+def build_scheduler(section, base_lr: float, total_iters: int, iters_per_epoch: int,
+                    source: str = "") -> ClosedFormLR:
     """The per-iteration schedule (`lr_scheduler:` section; default Constant)."""
-    spec = _build(section, SCHEDULERS, "lr_scheduler", {"type": "Constant"})
+    spec = SCHEDULERS.build(section or {"type": "Constant"}, "lr_scheduler", source)
     return spec.build(base_lr, total_iters, iters_per_epoch)
 
 

@@ -30,16 +30,22 @@ import warnings
 
 import numpy as np
 import paddle
+import yaml
 
+from .. import build_model
 from ..config import Config, load_config, require_sections
+from ..data import build_dataset
+from ..data.transforms import mixup
 from ..errors import ConfigError, DatasetError, PPIRError
+from ..losses import build_loss
+from ..metrics import MetricSet
+from ..models.common import input_channels, shape_problem
 from ..paths import output_dir_problem
-from ..weights import save_weights
-from ..registry import DATASETS
+from ..sections import TrainOptions, ValOptions, options_from
+from ..weights import load_weights, save_weights
 from .checkpoint import CheckpointManager, find_resume_checkpoint, load_checkpoint, rng_state, set_rng_state
 from .logging import TrainLogger, drop_metrics_after
 from .optim import build_optimizer_spec, build_scheduler, grad_clip
-from .options import TrainOptions, ValOptions, options_from
 
 STREAM_SAMPLE, STREAM_ORDER, STREAM_MIXUP, STREAM_PADDLE = 0, 1, 2, 3
 
@@ -128,24 +134,7 @@ def _collate(batch):
     return np.stack(lq), np.stack(gt)
 
 
-# ------------------------------------------------------------------------------------------------ builders
-def build_dataset(cfg: Config, name: str):
-    """The dataset `datasets.<name>` of a config (DatasetError, one line, when its files are missing)."""
-    sets = cfg.get("datasets") or {}
-    body = sets.get(name)
-    if not body:
-        have = ", ".join(k for k, v in sets.items() if v) or "none"
-        raise ConfigError(f"{cfg.source}: no datasets.{name} section (datasets defined: {have})")
-    kwargs = dict(body)
-    cls = DATASETS.get(kwargs.pop("type"))
-    try:
-        return cls(**kwargs)
-    except DatasetError as e:
-        raise DatasetError(f"datasets.{name}: {e}") from None
-    except ConfigError as e:
-        raise ConfigError(f"{cfg.source}: datasets.{name}: {e}") from None
-
-
+# ------------------------------------------------------------------------------------------ initialisation
 _CONVS = (paddle.nn.Conv1D, paddle.nn.Conv2D, paddle.nn.Conv3D, paddle.nn.Conv1DTranspose,
           paddle.nn.Conv2DTranspose, paddle.nn.Conv3DTranspose)
 
@@ -206,13 +195,24 @@ class Trainer:
 
     def __init__(self, cfg, resume=None, progress: bool = True):
         self.cfg = cfg if isinstance(cfg, Config) else load_config(cfg)
-        cfg = self.cfg
-        require_sections(cfg, ("model", "datasets", "loss", "train"), "training")
-        self.opt = options_from(cfg, "train", TrainOptions)
-        self.vopt = options_from(cfg, "val", ValOptions)
-        o = self.opt
+        require_sections(self.cfg, ("model", "datasets", "loss", "train"), "training")
+        self.opt = options_from(self.cfg, "train", TrainOptions)
+        self.vopt = options_from(self.cfg, "val", ValOptions)
+        self.progress = progress
+        # The order matters: cheap checks first (a missing dataset or a bad output folder is reported before
+        # anything slow), and the seeding inside _setup_model must come before anything that draws from paddle.
+        self._setup_processes()
+        self._setup_data()
+        self._setup_model()
+        self._setup_objectives()
+        self._setup_optimisation()
+        self._setup_state(resume)
+        self._setup_execution()
 
-        # ---- processes and device
+    # ------------------------------------------------------------------ setup, in the order __init__ runs it
+    def _setup_processes(self) -> None:
+        """Ranks, the device, and whether rank 0 can write the output folder."""
+        o = self.opt
         self.world = paddle.distributed.get_world_size()
         if self.world > 1:
             paddle.distributed.init_parallel_env()
@@ -228,9 +228,11 @@ class Trainer:
         self.output_dir = os.path.abspath(o.output_dir)
         problem = output_dir_problem(self.output_dir) if self.is_main else None
         if problem:  # found now, not as an OSError after the first steps
-            raise ConfigError(f"{cfg.origin('train.output_dir')}: train.output_dir: {problem}")
+            raise ConfigError(f"{self.cfg.origin('train.output_dir')}: train.output_dir: {problem}")
 
-        # ---- data (built first: a missing dataset is reported before anything slow happens)
+    def _setup_data(self) -> None:
+        """The training and validation sets, the sample stream, and the run's length and intervals in steps."""
+        o, cfg = self.opt, self.cfg
         self.train_set = build_dataset(cfg, "train")
         self.val_set = None
         if self.vopt.dataset and (cfg.get("datasets") or {}).get(self.vopt.dataset):
@@ -242,45 +244,48 @@ class Trainer:
         self.val_every = o.interval_iters(o.val_interval, self.iters_per_epoch)
         self.save_every = o.interval_iters(o.save_interval, self.iters_per_epoch)
 
-        # ---- network, loss, metrics
+    def _setup_model(self) -> None:
+        """Seed every global RNG from train.seed, then build the network, initialise it and load pretrained weights."""
+        o = self.opt
         random.seed(o.seed)
         np.random.seed(o.seed % (1 << 32))
         paddle.seed(o.seed)
-        from .. import build_model, load_weights
-        from ..losses import build_loss
-        from ..metrics import MetricSet
-
-        self.model = build_model(cfg)
+        self.model = build_model(self.cfg)
         self._check_patch_size()
         if o.init == "torch":
             init_like_torch(self.model)
+        self._pretrained_note = ""
         if o.pretrained:
             report = load_weights(self.model, o.pretrained)
             self._pretrained_note = f"loaded pretrained weights {o.pretrained} ({report.description})"
-        else:
-            self._pretrained_note = ""
-        self.loss_fn = build_loss(cfg["loss"])
-        metric_cfg = cfg.get("metrics") or [{"type": "PSNR"}]
-        self.metrics = MetricSet(metric_cfg)
+
+    def _setup_objectives(self) -> None:
+        """The loss, the validation metrics and the one that picks `best`; then a paddle stream per rank."""
+        cfg = self.cfg
+        self.loss_fn = build_loss(cfg["loss"], cfg.source)
+        self.metrics = MetricSet(cfg.get("metrics") or [{"type": "PSNR"}], cfg.source)
         self.best_name = self.vopt.best_metric or self.metrics.names[0]
         if self.best_name not in self.metrics.names:
             raise ConfigError(f"{cfg.source}: val.best_metric {self.best_name!r} is not one of the metrics "
                               f"({', '.join(self.metrics.names)})")
         best_metric = self.metrics.metrics[self.metrics.names.index(self.best_name)]
         self.higher_better = bool(getattr(best_metric, "higher_is_better", True))
-        # dropout etc.: a different paddle stream per rank
-        paddle.seed(int(np.random.SeedSequence([o.seed, STREAM_PADDLE, self.rank]).generate_state(1)[0]))
+        # dropout etc.: a different paddle stream per rank (after initialisation, which every rank shares)
+        paddle.seed(int(np.random.SeedSequence([self.opt.seed, STREAM_PADDLE, self.rank]).generate_state(1)[0]))
 
-        # ---- optimisation
+    def _setup_optimisation(self) -> None:
+        """AMP (float32 on CPU, with a note), the optimizer, the learning-rate schedule and the loss scaler."""
+        o, cfg = self.opt, self.cfg
         self.amp = bool(o.amp)
         self._amp_note = ""
         if self.amp and self.device == "cpu":
             self.amp = False
             self._amp_note = ("AMP requested (train.amp / --amp) but this is a CPU run: AMP needs a GPU, "
                               "training in float32 instead")
-        spec = build_optimizer_spec(cfg.get("optimizer"))
+        spec = build_optimizer_spec(cfg.get("optimizer"), cfg.source)
         self.base_lr = spec.lr
-        self.scheduler = build_scheduler(cfg.get("lr_scheduler"), spec.lr, self.total_iters, self.iters_per_epoch)
+        self.scheduler = build_scheduler(cfg.get("lr_scheduler"), spec.lr, self.total_iters, self.iters_per_epoch,
+                                         cfg.source)
         o2 = self.amp and o.amp_level == "O2"
         self.optimizer = spec.build(self.model.parameters(), self.scheduler, grad_clip(o.grad_clip_norm),
                                     multi_precision=o2)
@@ -291,27 +296,28 @@ class Trainer:
         if self.amp and o.amp_dtype == "float16":
             self.scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 16)
 
-        # ---- state
+    def _setup_state(self, resume) -> None:
+        """Where the run starts: step 0 and no best yet, or everything a checkpoint holds (`_resume`)."""
         self.start_iter = 0
         self.best = {"metric": self.best_name, "value": None, "iter": None}
         self.input_metrics = None
         self.resumed_from = None
+        self._resume_notes = []
         if resume:
             self._resume(self.output_dir if resume is True else resume)
 
-        if o.engine == "to_static":
+    def _setup_execution(self) -> None:
+        """How the forward runs (eager or a static program, one process or DataParallel) and who checkpoints."""
+        if self.opt.engine == "to_static":
             # The same Layer object, its forward converted: parameters, state_dict and checkpoints are
             # unchanged, so resume and export see no difference. A program is traced per input shape and mode.
             self.model = paddle.jit.to_static(self.model, full_graph=True)
         if self.world > 1:
             self.model = paddle.DataParallel(self.model)
-        self.ckpt = CheckpointManager(self.output_dir, o.keep_last) if self.is_main else None
-        self.progress = progress
+        self.ckpt = CheckpointManager(self.output_dir, self.opt.keep_last) if self.is_main else None
 
     def _check_patch_size(self) -> None:
         """Training patches the network cannot take fail inside the first step; refuse them here instead."""
-        from ..models.common import input_channels, shape_problem
-
         size = int(getattr(self.train_set, "patch_size", 0) or 0)
         problem = size and shape_problem(self.model, [1, input_channels(self.model), size, size])
         if problem:
@@ -411,8 +417,6 @@ class Trainer:
                                     worker_init_fn=_die_with_parent if self.opt.num_workers > 0 else None)
 
     def _write_config(self) -> None:
-        import yaml
-
         path = os.path.join(self.output_dir, "config.yml")
         tmp = path + f".tmp-{os.getpid()}"
         with open(tmp, "w", encoding="utf-8") as f:
@@ -478,7 +482,7 @@ class Trainer:
                      f"{', forward as a static program' if o.engine == 'to_static' else ''}), "
                      f"{self.iters_per_epoch} iterations per epoch, {self.total_iters} iterations "
                      f"({self.total_iters / self.iters_per_epoch:.2f} epochs); lr: {self.scheduler.description}")
-            for note in (self._pretrained_note, self._amp_note, *getattr(self, "_resume_notes", [])):
+            for note in (self._pretrained_note, self._amp_note, *self._resume_notes):
                 if note:
                     log.info(note)
             if self.resumed_from:
@@ -502,8 +506,6 @@ class Trainer:
         o = self.opt
         model, loss_fn, opt, scaler = self.model, self.loss_fn, self.optimizer, self.scaler
         model.train()
-        from ..data.transforms import mixup
-
         mixup_from = o.mixup_start_epoch * self.iters_per_epoch
         amp_kwargs = dict(enable=self.amp, level=o.amp_level, dtype=o.amp_dtype)
         done = self.start_iter
