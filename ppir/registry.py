@@ -27,7 +27,9 @@ from .errors import ConfigError, DatasetError
 
 def did_you_mean(word, choices: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for the closest of `choices` to a misspelt `word`, or '' when none is close."""
-    hint = difflib.get_close_matches(str(word), list(choices), n=1)
+    choices = list(choices)
+    same_letters = [c for c in choices if c.lower() == str(word).lower()]  # difflib sees 'Adamw' nearer 'Adam'
+    hint = same_letters or difflib.get_close_matches(str(word), choices, n=1)
     return f" (did you mean {hint[0]!r}?)" if hint else ""
 
 
