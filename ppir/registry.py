@@ -67,8 +67,8 @@ def check_keys(body: dict, defaults: dict, place: str, origin: Callable[[str], s
                                                  f"allowed: {', '.join(defaults)}"))
         default = defaults[key]
         if not value_fits(value, default):
-            raise ConfigError(at(origin(dotted), f"{dotted} must be {type(default).__name__} "
-                                                 f"(like the default {default!r}), got {type(value).__name__} {value!r}"))
+            raise ConfigError(at(origin(dotted), f"{dotted} must be {type(default).__name__} (like the default "
+                                                 f"{default!r}), got {type(value).__name__} {value!r}"))
 
 
 def constructor_params(cls) -> dict[str, inspect.Parameter]:
@@ -106,7 +106,7 @@ class Registry:
 
     def get(self, name: str) -> type:
         table = self._load()
-        if name not in table:
+        if not isinstance(name, str) or name not in table:  # `type: [HINet]` is a mistake too, not a TypeError
             raise ConfigError(f"unknown {self.kind} type {name!r}{did_you_mean(name, table)}; "
                               f"known: {', '.join(sorted(table))}")
         return table[name]

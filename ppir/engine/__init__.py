@@ -6,7 +6,7 @@ sections are dataclasses in `ppir.sections`; the trainer, checkpoints and evalua
     from ppir.engine.trainer import Trainer        # Trainer(cfg, resume=...).train()
     from ppir.engine.evaluator import evaluate     # evaluate(model, dataset, metrics, ...)
 """
-from . import optim, options  # noqa: F401  (registration; options: the old path of ppir.sections' classes)
+from . import optim  # noqa: F401  (registration)
 from ..sections import TrainOptions, ValOptions
 
-__all__ = ["TrainOptions", "ValOptions", "optim", "options"]
+__all__ = ["TrainOptions", "ValOptions", "optim"]
