@@ -289,8 +289,6 @@ def test_outputs_becoming_unwritable_mid_training_end_the_run_with_one_line(tmp_
 # ------------------------------------------------------------------------------------------- evaluation
 @pytest.fixture
 def eval_weights(tmp_path):
-    from ppir.engine.trainer import Trainer  # noqa: F401  (registers the config sections)
-
     cfg = tiny_config(tmp_path)
     path = tmp_path / "w.pdparams"
     ppir.save_weights(ppir.build_model(ppir.load_config(cfg)), str(path))
