@@ -3,7 +3,8 @@
 Accepted: Paddle `.pdparams`; PyTorch `torch.save` files (zip or legacy format, any extension: the official
 HINet `.pth` {'params': ...}, MIMO-UNet `.pkl` {'model': ...}, MIRNet `.pth` {'state_dict': ...} with
 `module.` prefixes); bare torch state dicts; `.npz` archives (also ppir's golden files, keys `param/<name>`).
-The format is told from the file's bytes, not its extension.
+The format is told from the file's bytes, not its extension (`sniff.py`); each format has its own reader
+module (`torch_zip.py`, `torch_legacy.py`, `paddle_pickle.py`), and this one picks it and unwraps the result.
 """
 from __future__ import annotations
 
