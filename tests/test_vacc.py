@@ -310,6 +310,10 @@ def test_build_configs(tmp_path, fixed_export):
         assert (r.returncode == 0) == ok, r.stderr
         if not ok:
             assert "resize_mode" in r.stderr and "bilinear" in r.stderr
+            r = subprocess.run([sys.executable, BUILD, "--preset", "mimo_unet_gopro", "--onnx",
+                                str(folder / "model.onnx"), "--out_dir", str(tmp_path / f"out_{mode}"),
+                                "--allow_nearest"], capture_output=True, text=True, timeout=120, cwd=REPO)
+            assert r.returncode == 0 and "resize_mode=nearest" in r.stdout + r.stderr, r.stderr
 
 
 def test_checked_in_build_configs():

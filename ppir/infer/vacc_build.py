@@ -119,8 +119,11 @@ def export_commands(preset: dict, height: int, width: int, out_dir: str) -> list
     ]
 
 
-def check_onnx_for_vacc(onnx_path: str, height: int, width: int, model_name: str | None = None) -> list[str]:
-    """Notes (and ConfigError for real mismatches) about an ONNX file that is to be compiled at height x width."""
+def check_onnx_for_vacc(onnx_path: str, height: int, width: int, model_name: str | None = None,
+                        allow_recipe_mismatch: bool = False) -> list[str]:
+    """Notes (and ConfigError for real mismatches) about an ONNX file that is to be compiled at height x width.
+    An export that does not fit its network's VACC recipe (inference.yml's vacc_problem) is an error, or only a
+    note with `allow_recipe_mismatch` (--allow_nearest)."""
     from ..export import INFO_FILENAME, read_deploy_info
     from .vacc import onnx_input_shape
 
@@ -138,7 +141,9 @@ def check_onnx_for_vacc(onnx_path: str, height: int, width: int, model_name: str
     info_path = os.path.join(os.path.dirname(os.path.abspath(onnx_path)), INFO_FILENAME)
     if os.path.isfile(info_path):
         info = read_deploy_info(os.path.dirname(os.path.abspath(onnx_path)))
-        if info.vacc_problem:
+        if info.vacc_problem and allow_recipe_mismatch:
+            notes.append(f"{onnx_path}: {info.model_name} {info.vacc_problem} (accepted: --allow_nearest)")
+        elif info.vacc_problem:
             raise ConfigError(f"{onnx_path}: {info.model_name} {info.vacc_problem}, or pass --allow_nearest")
         if model_name and info.model_name != model_name:
             notes.append(f"{onnx_path} holds {info.model_name}, not {model_name}")
@@ -240,11 +245,7 @@ def build_config_main(argv=None, prog: str | None = None) -> int:
     calib_dir = args.calib_dir or f"data/calib/{name}_{height}x{width}"
     notes = []
     if os.path.isfile(args.onnx):
-        try:
-            notes = check_onnx_for_vacc(args.onnx, height, width, preset.get("model"))
-        except ConfigError as e:
-            if not (args.allow_nearest and "resize_mode" in str(e)):
-                raise
+        notes = check_onnx_for_vacc(args.onnx, height, width, preset.get("model"), args.allow_nearest)
     else:
         notes.append(f"{args.onnx} does not exist yet: the config refers to it as given")
     written = []
