@@ -21,7 +21,9 @@ import ppir
 from ppir.export import INFO_FILENAME, ONNX_FILENAME, export_model, read_deploy_info, run_paddle2onnx
 from ppir.infer.backends import DygraphBackend, OnnxRuntimeBackend, PaddleInferenceBackend
 from ppir.infer.runner import Restorer
-from ppir.models.common import ModelFacts, check_input, check_int
+from ppir.infer.vacc_build import presets
+from ppir.models.common import ModelFacts, check_input, check_int, model_facts, size_rules
+from ppir.profiling import default_shape
 from ppir.registry import MODELS
 
 from torch_format import write_torch_zip
@@ -90,6 +92,7 @@ def test_a_fourth_network_goes_from_config_to_serving(registered, tmp_path):
     # build: from a config dict, like any YAML model section
     model = ppir.build_model({"model": {"type": "TinyNet", "width": 8}})
     assert isinstance(model, TinyNet) and model.width == 8
+    assert default_shape(model) == (1, 3, 24, 40)  # tools/model_info profiles at the declared seed shape
 
     # convert: an official-style checkpoint (DataParallel prefixes under 'state_dict', torch zip format)
     state = official_state(8)
@@ -175,3 +178,20 @@ def test_a_fourth_network_goes_from_config_to_serving(registered, tmp_path):
 
 def test_the_fourth_network_is_gone_afterwards():
     assert "TinyNet" not in MODELS and MODELS.names() == ["HINet", "MIMOUNet", "MIMOUNetPlus", "MIRNet"]
+
+
+def test_facts_defaults_and_inheritance():
+    class Bare(nn.Layer):  # declares nothing
+        pass
+
+    class Wrong(nn.Layer):
+        FACTS = {"rounding": "half_up"}
+
+    assert model_facts(Bare()) == ModelFacts() and size_rules(Bare()) == (1, 1)
+    assert default_shape(Bare()) == (1, 3, 256, 256)
+    with pytest.raises(TypeError, match="Wrong.FACTS must be"):
+        model_facts(Wrong)
+    # MIMO-UNet+ inherits MIMO-UNet's facts; the VACC presets are gathered once per preset
+    assert model_facts(MODELS.get("MIMOUNetPlus")) is model_facts(MODELS.get("MIMOUNet"))
+    assert model_facts(MODELS.get("MIMOUNetPlus")).rounding == "half_up"
+    assert {k: v["model"] for k, v in presets().items()} == {"hinet_sidd": "HINet", "mimo_unet_gopro": "MIMOUNet"}
