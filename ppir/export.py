@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import math
 import os
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import yaml
 
 from .errors import PPIRError
 from .infer.pipeline import ROUNDINGS
+from .models.common import padded_size
 from .paths import output_dir_problem, output_file_problem
 
 MODEL_FILENAME = "inference.json"
@@ -34,12 +34,6 @@ INFO_FILENAME = "inference.yml"
 ONNX_FILENAME = "model.onnx"
 INPUT_NAME = "x"
 INFO_VERSION = 1
-
-# How the official evaluation of each family turns the float output into 8-bit images. MIMO-UNet's test
-# code clamps, adds 0.5/255 and truncates (torchvision to_pil_image); everyone else rounds to nearest.
-# This is the only per-model deployment fact that cannot be read off the network itself; a config's
-# `export.rounding` overrides it, and it travels to the runners through inference.yml.
-DEFAULT_ROUNDING = {"MIMOUNet": "half_up", "MIMOUNetPlus": "half_up"}
 
 
 class ExportError(PPIRError):
@@ -59,6 +53,8 @@ class DeployInfo:
     rounding: str = "nearest"  # "half_up": clip, +0.5/255, x255, truncate (MIMO-UNet's convention)
     tile: int = 0
     tile_overlap: int = 32
+    image_wide: str = ""  # what makes tiled output inexact (ModelFacts.image_wide); "" when tiling is exact
+    vacc_problem: str = ""  # why this export does not fit the network's VACC recipe; "" when it does
     model_file: str = MODEL_FILENAME
     params_file: str = PARAMS_FILENAME
     source: dict = dataclasses.field(default_factory=dict)  # config, weights, model arguments
@@ -73,7 +69,7 @@ class DeployInfo:
         return {
             "version": INFO_VERSION,
             "model": {"name": self.model_name, "size_multiple": self.size_multiple, "min_size": self.min_size,
-                      "source": self.source},
+                      "source": self.source, "vacc_problem": self.vacc_problem},
             "program": {"model_file": self.model_file, "params_file": self.params_file,
                         "input_name": self.input_name, "input_shape": list(self.input_shape),
                         "output": "final restored image, unclipped"},
@@ -82,7 +78,7 @@ class DeployInfo:
                            "pad": f"reflect to a multiple of {self.size_multiple}, at least {self.min_size}"},
             "postprocess": {"crop": "back to the input size", "clip": [0.0, 1.0], "rounding": self.rounding,
                             "write": "x255, RGB -> BGR, OpenCV"},
-            "tiling": {"tile": self.tile, "tile_overlap": self.tile_overlap},
+            "tiling": {"tile": self.tile, "tile_overlap": self.tile_overlap, "image_wide": self.image_wide},
         }
 
 
@@ -110,7 +106,8 @@ def read_deploy_info(model_dir: str, filename: str = INFO_FILENAME) -> DeployInf
             input_name=str(program.get("input_name", INPUT_NAME)),
             input_shape=[None if d is None else int(d) for d in program.get("input_shape", [None, 3, None, None])],
             rounding=str(post.get("rounding", "nearest")), tile=int(tiling.get("tile", 0) or 0),
-            tile_overlap=int(tiling.get("tile_overlap", 32)),
+            tile_overlap=int(tiling.get("tile_overlap", 32)), image_wide=str(tiling.get("image_wide") or ""),
+            vacc_problem=str(model.get("vacc_problem") or ""),
             model_file=str(program.get("model_file", MODEL_FILENAME)),
             params_file=str(program.get("params_file", PARAMS_FILENAME)), source=dict(model.get("source") or {}))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -174,23 +171,25 @@ def parse_input_shape(text: str | Sequence[int] | None) -> list | None:
 
 
 def export_model(model, save_dir: str, input_shape: Sequence[int] | None = None, rounding: str | None = None,
-                 tile: int = 0, tile_overlap: int = 32, source: dict | None = None) -> DeployInfo:
+                 tile: int = 0, tile_overlap: int | None = None, source: dict | None = None) -> DeployInfo:
     """to_static + jit.save `model` (returning only its final output) into `save_dir`, plus inference.yml.
 
     `input_shape` None exports a dynamic N x C x H x W program; a fixed [N, C, H, W] suits accelerators
-    (the runners then feed tiles of exactly that size).
+    (the runners then feed tiles of exactly that size). `rounding` and `tile_overlap` default to the
+    network's own facts (`ppir.models.common.model_facts`), which inference.yml carries to the runners.
     """
     import paddle
     from paddle.static import InputSpec
 
     from .infer.dygraph import FinalOutput
-    from .models.common import input_channels, shape_problem
+    from .models.common import input_channels, model_facts, shape_problem, size_rules, vacc_problem
 
     model_name = type(model).__name__
-    multiple = int(getattr(model, "size_multiple", 1))
-    min_size = int(getattr(model, "min_size", 0))
+    facts = model_facts(model)
+    multiple, min_size = size_rules(model)
     channels = input_channels(model)
-    rounding = rounding or DEFAULT_ROUNDING.get(model_name, "nearest")
+    rounding = rounding or facts.rounding
+    tile_overlap = facts.tile_overlap if tile_overlap is None else tile_overlap
     if rounding not in ROUNDINGS:
         raise ExportError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
     shape = list(input_shape) if input_shape else None
@@ -217,7 +216,7 @@ def export_model(model, save_dir: str, input_shape: Sequence[int] | None = None,
                               f"(is FLAGS_enable_pir_api switched off?)")
     info = DeployInfo(model_name=model_name, size_multiple=multiple, min_size=min_size, in_channels=channels,
                       input_shape=spec_shape, rounding=rounding, tile=int(tile or 0), tile_overlap=int(tile_overlap),
-                      source=dict(source or {}))
+                      image_wide=facts.image_wide, vacc_problem=vacc_problem(model), source=dict(source or {}))
     write_deploy_info(info, save_dir)
     return info
 
@@ -229,8 +228,7 @@ def check_input_shapes(info: DeployInfo) -> list[list[int]]:
     if fixed:
         return [fixed]
     m = info.size_multiple
-    base = max(info.min_size, 2 * m, 32)
-    base = int(math.ceil(base / m)) * m
+    base = padded_size(max(2 * m, 32), m, info.min_size)
     return [[1, info.in_channels, base, base + 2 * m], [1, info.in_channels, base + m, base]]
 
 

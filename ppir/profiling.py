@@ -28,21 +28,12 @@ A call that is neither raises, so the result is exact or an error, never an esti
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Sequence
 
 from .errors import ConfigError, PPIRError
-from .models.common import input_channels, shape_problem, size_rules
+from .models.common import input_channels, model_facts, padded_size, shape_problem, size_rules
 
-# Input shapes the networks are usually quoted at: the model-zoo cards and the reference's MAC table
-# (HINet and MIRNet at 1x3x256x256, MIMO-UNet(+) at 1x3x360x640, half of GoPro's 720x1280).
-SEED_SHAPES = {
-    "HINet": (1, 3, 256, 256),
-    "MIRNet": (1, 3, 256, 256),
-    "MIMOUNet": (1, 3, 360, 640),
-    "MIMOUNetPlus": (1, 3, 360, 640),
-}
-FALLBACK_SIDE = 256  # other networks: 256x256, rounded up to what they accept
+FALLBACK_SIDE = 256  # networks that declare no seed shape: 256x256, rounded up to what they accept
 
 KINDS = ("conv", "conv_transpose", "linear")
 
@@ -95,7 +86,7 @@ def default_shape(model, cfg=None) -> tuple:
     """The shape to profile at when none is given.
 
     A config's `export.input_shape` (a fixed deployment shape) comes first; then the seed shape of the
-    model class (`SEED_SHAPES`); otherwise 1 x C x 256 x 256 rounded up to what the network accepts.
+    network (`ModelFacts.seed_shape`); otherwise 1 x C x 256 x 256 rounded up to what the network accepts.
     """
     return default_shape_and_origin(model, cfg)[0]
 
@@ -105,11 +96,11 @@ def default_shape_and_origin(model, cfg=None) -> tuple[tuple, str]:
     fixed = ((cfg.get("export") or {}).get("input_shape")) if cfg is not None else None
     if fixed:
         return parse_shape(fixed), "export.input_shape"
-    name = type(model).__name__
-    if name in SEED_SHAPES:
-        return SEED_SHAPES[name], "seed shape"
+    seed = model_facts(model).seed_shape
+    if seed:
+        return tuple(seed), "seed shape"
     multiple, min_size = size_rules(model)
-    side = max(min_size, int(math.ceil(FALLBACK_SIDE / multiple)) * multiple)
+    side = padded_size(FALLBACK_SIDE, multiple, min_size)
     return (1, input_channels(model), side, side), "default"
 
 
@@ -206,7 +197,7 @@ def _reference_shape(model, shape) -> tuple:
     """The smallest valid input (same N, C) whose area differs from `shape`'s, to tell constant calls apart."""
     n, c, h, w = shape
     multiple, min_size = size_rules(model)
-    side = int(math.ceil(min_size / multiple)) * multiple
+    side = padded_size(min_size, multiple)
     if side * side == h * w:
         return (n, c, side + multiple, side)
     return (n, c, side, side)

@@ -111,6 +111,12 @@ class Registry:
                               f"known: {', '.join(sorted(table))}")
         return table[name]
 
+    def unregister(self, name: str) -> type:
+        """Remove and return the class registered as `name` (tests that register a throw-away class)."""
+        if name not in self._table:
+            raise KeyError(f"{self.kind} {name!r} is not registered")
+        return self._table.pop(name)
+
     def __contains__(self, name) -> bool:
         return name in self._load()
 

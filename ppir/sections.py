@@ -147,10 +147,10 @@ class ValOptions:
 class ExportSection:
     """`export:` — the defaults tools/export_model.py records in inference.yml (its flags override them)."""
 
-    rounding: str = None            # "nearest" or "half_up"; default: the network family's own convention
+    rounding: str = None            # "nearest" or "half_up"; default: the network's (ModelFacts.rounding)
     input_shape: list = None        # fixed [N, C, H, W] for accelerators; default dynamic
     tile: int = 0                   # default tile size the runners use (0: whole image)
-    tile_overlap: int = 32
+    tile_overlap: int = None        # default: the network's (ModelFacts.tile_overlap)
 
 
 # section name -> its dataclass: what `ppir.config` checks the plain sections against

@@ -80,7 +80,7 @@ def test_missing_key_fails_by_name_and_writes_nothing(hinet_case, tmp_path):
 
 
 def read_back(path):
-    from ppir.convert.torch_reader import read_paddle_pdparams
+    from ppir.convert.paddle_pickle import read_paddle_pdparams
     return read_paddle_pdparams(str(path))
 
 

@@ -63,7 +63,7 @@ from conftest import REPO
 import ppir  # noqa: F401  (sets OMP threads before paddle)
 import paddle  # noqa: E402
 
-from ppir.convert.torch_reader import read_paddle_pdparams  # noqa: E402
+from ppir.convert.paddle_pickle import read_paddle_pdparams  # noqa: E402
 from ppir.engine.checkpoint import newest_complete_checkpoint, read_state  # noqa: E402
 
 

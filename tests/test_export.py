@@ -69,6 +69,9 @@ def test_export_files_and_inference_yml(exported, name):
     assert raw["program"]["input_shape"] == [None, 3, None, None] and raw["program"]["input_name"] == "x"
     assert raw["postprocess"]["clip"] == [0.0, 1.0]
     assert raw["postprocess"]["rounding"] == ("half_up" if name == "mimo_unet" else "nearest")
+    # the networks' own facts: image-wide statistics (tiling inexact), and whether the VACC recipe fits
+    assert raw["tiling"]["image_wide"] == {"hinet": "instance norm", "mirnet": "global-pooling attention"}.get(name, "")
+    assert ("resize_mode=bilinear" in raw["model"]["vacc_problem"]) == (name == "mimo_unet")  # nearest export
     info = read_deploy_info(folder)
     assert info.fixed_shape is None and info.model_name == type(model).__name__
 

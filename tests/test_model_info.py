@@ -16,8 +16,9 @@ import pytest
 
 import ppir
 from ppir.errors import ConfigError
-from ppir.profiling import (SEED_SHAPES, ProfileError, auto_proxy, count_macs, default_shape, mac_count,
-                            model_profile, valid_proxies)
+from ppir.models.common import model_facts
+from ppir.profiling import (ProfileError, auto_proxy, count_macs, default_shape, mac_count, model_profile,
+                            valid_proxies)
 
 from conftest import REPO, run_tool
 
@@ -129,7 +130,8 @@ REFERENCE = [  # config, total G, conv G, transposed conv G (counted on the offi
 
 @pytest.mark.parametrize("config,total,conv,convt", REFERENCE)
 def test_true_macs_match_the_official_code(config, total, conv, convt):
-    m = profile(config, SEED_SHAPES[ppir.load_config(os.path.join(REPO, config))["model"]["type"]]).macs
+    seed = model_facts(ppir.MODELS.get(ppir.load_config(os.path.join(REPO, config))["model"]["type"])).seed_shape
+    m = profile(config, seed).macs
     assert round(m.total / 1e9, 3) == total
     assert round(m.by_kind["conv"] / 1e9, 3) == conv
     assert round(m.by_kind["conv_transpose"] / 1e9, 3) == convt

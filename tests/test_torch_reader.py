@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from ppir.convert.torch_reader import read_paddle_pdparams, read_paddle_pickle, read_torch_checkpoint
+from ppir.convert import read_paddle_pdparams, read_paddle_pickle, read_torch_checkpoint
 from ppir.errors import CheckpointError
 
 from torch_format import BF16, TorchPickleWriter, View, write_torch_legacy, write_torch_zip
@@ -446,3 +446,59 @@ def test_pdparams_damaged(tmp_path):
         expect_error(read_paddle_pdparams, str(bad))
     torch_file = write_torch_zip(str(tmp_path / "t.pth"), {"w": np.ones(2, np.float32)})
     expect_error(read_paddle_pdparams, torch_file, "zip")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The format sniff (ppir/convert/sniff.py): what load_weights says for each file no reader handles, and each
+# reader's "wrong format" messages
+# ----------------------------------------------------------------------------------------------------------------
+
+def _zip(path, members):
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return str(path)
+
+
+def test_load_weights_names_each_foreign_format(tmp_path):
+    from ppir.convert import read_weights_file
+    tar = tmp_path / "old.pth"
+    with tarfile.open(tar, "w", format=tarfile.PAX_FORMAT) as t:
+        info = tarfile.TarInfo("pickle")
+        info.size = 4
+        t.addfile(info, io.BytesIO(b"\x80\x02N."))
+    header = b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    safetensors = tmp_path / "m.safetensors"
+    safetensors.write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 4)
+    pkl = pickle.dumps({}, protocol=2)
+    cases = {
+        str(tar): "early tar-based torch.save format",
+        str(safetensors): "safetensors",
+        _zip(tmp_path / "deep.pth", {"a/b/data.pkl": pkl}): "zip archive without data.pkl",
+        _zip(tmp_path / "two.pth", {"a/data.pkl": pkl, "b/data.pkl": pkl}): "several data.pkl records",
+        _zip(tmp_path / "jit.pt", {"m/data.pkl": pkl, "m/constants.pkl": pkl}): "TorchScript archive",
+        _zip(tmp_path / "other.zip", {"readme.txt": "hi"}): "neither a torch checkpoint nor an .npz",
+    }
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    cases[str(notes)] = "not a weights file ppir can read"
+    for path, fragment in cases.items():
+        expect_error(read_weights_file, path, path, fragment)
+
+
+def test_each_reader_names_the_format_it_was_given(tmp_path):
+    paddle, layer = _paddle_layer()
+    pdparams = str(tmp_path / "m.pdparams")
+    paddle.save(layer.state_dict(), pdparams)
+    expect_error(read_torch_checkpoint, pdparams, "a Paddle .pdparams?")
+    number = tmp_path / "five.pkl"
+    number.write_bytes(pickle.dumps(5, protocol=2))
+    expect_error(read_torch_checkpoint, str(number), "no torch.save magic number")
+    npz = str(tmp_path / "a.npz")
+    np.savez(npz, w=np.ones(2))
+    expect_error(read_torch_checkpoint, npz, "numpy .npz archive")
+    legacy = write_torch_legacy(str(tmp_path / "old.pth"), {"w": np.ones(2, np.float32)})
+    expect_error(read_paddle_pdparams, legacy, "legacy PyTorch checkpoint")
+    listed = tmp_path / "list.pdparams"
+    listed.write_bytes(pickle.dumps([1, 2], protocol=4))
+    expect_error(read_paddle_pdparams, str(listed), "holding a list, not a dict of parameters")

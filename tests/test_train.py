@@ -49,7 +49,7 @@ def train_cmd(cfg, *extra):
 
 
 def weights(path):
-    from ppir.convert.torch_reader import read_paddle_pdparams
+    from ppir.convert.paddle_pickle import read_paddle_pdparams
 
     return read_paddle_pdparams(os.path.join(path, "model.pdparams"))
 

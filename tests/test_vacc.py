@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 import yaml
 
+import ppir
 from ppir.export import DeployInfo, write_deploy_info
 from ppir.infer.backends import BackendError, OnnxRuntimeBackend
 from ppir.infer.vacc import (VaccPipeline, import_vaststreamx, normalize, postprocess, preprocess, read_bgr,
                              run_uint8, vdsp_params)
 from ppir.metrics import PSNR, SSIM
+from ppir.models.common import vacc_problem
 
 from conftest import REPO, export_tiny_hinet
 
@@ -293,19 +295,25 @@ def test_build_configs(tmp_path, fixed_export):
                         os.path.join(fixed_export, "model.onnx"), "--out_dir", str(out)],
                        capture_output=True, text=True, timeout=120, cwd=REPO)
     assert r.returncode == 2 and "--input-shape 1,3,256,256" in r.stderr and "Traceback" not in r.stderr
-    # MIMO-UNet must be the bilinear export (VastModelZOO's recipe's resize_mode)
+    # MIMO-UNet must be the bilinear export (VastModelZOO's recipe's resize_mode); export records whether it is
     for mode, ok in (("nearest", False), ("bilinear", True)):
         folder = tmp_path / f"mimo_{mode}"
         folder.mkdir()
         _dummy_onnx(str(folder / "model.onnx"), [1, 3, 360, 640])
+        model = ppir.build_model({"type": "MIMOUNet", "num_res": 0, "base_channel": 2, "resize_mode": mode})
         write_deploy_info(DeployInfo(model_name="MIMOUNet", size_multiple=4, input_shape=[1, 3, 360, 640],
-                                     rounding="half_up", source={"arguments": {"resize_mode": mode}}), str(folder))
+                                     rounding="half_up", source={"arguments": {"resize_mode": mode}},
+                                     vacc_problem=vacc_problem(model)), str(folder))
         r = subprocess.run([sys.executable, BUILD, "--preset", "mimo_unet_gopro", "--onnx", str(folder / "model.onnx"),
                             "--out_dir", str(tmp_path / f"out_{mode}")], capture_output=True, text=True, timeout=120,
                            cwd=REPO)
         assert (r.returncode == 0) == ok, r.stderr
         if not ok:
             assert "resize_mode" in r.stderr and "bilinear" in r.stderr
+            r = subprocess.run([sys.executable, BUILD, "--preset", "mimo_unet_gopro", "--onnx",
+                                str(folder / "model.onnx"), "--out_dir", str(tmp_path / f"out_{mode}"),
+                                "--allow_nearest"], capture_output=True, text=True, timeout=120, cwd=REPO)
+            assert r.returncode == 0 and "resize_mode=nearest" in r.stdout + r.stderr, r.stderr
 
 
 def test_checked_in_build_configs():

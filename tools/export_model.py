@@ -37,7 +37,7 @@ def parse_args(argv=None):
     p.add_argument("--tile", type=int, default=None,
                    help="default tile size recorded for the runners (0: whole images; default from the config)")
     p.add_argument("--tile-overlap", "--tile_overlap", dest="tile_overlap", type=int, default=None,
-                   help="default tile overlap recorded for the runners (default 32)")
+                   help="default tile overlap recorded for the runners (default: the network's, 32 for ppir's)")
     p.add_argument("--no-check", dest="check", action="store_false",
                    help="skip the check of the saved program (Paddle Inference) against the dygraph network")
     add_override_arg(p)
@@ -62,7 +62,7 @@ def main(argv=None):
     ppir.load_weights(model, args.weights)
     shape = parse_input_shape(args.input_shape if args.input_shape is not None else section.get("input_shape"))
     tile = args.tile if args.tile is not None else section.get("tile") or 0
-    overlap = args.tile_overlap if args.tile_overlap is not None else section.get("tile_overlap", 32)
+    overlap = args.tile_overlap if args.tile_overlap is not None else section.get("tile_overlap")  # None: the network's
     source = model_source(args.config, overrides, args.weights, cfg.get("model"))
     info = export_model(model, args.save_dir, shape, rounding=args.rounding or section.get("rounding"),
                         tile=tile, tile_overlap=overlap, source=source)

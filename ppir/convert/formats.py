@@ -3,7 +3,8 @@
 Accepted: Paddle `.pdparams`; PyTorch `torch.save` files (zip or legacy format, any extension: the official
 HINet `.pth` {'params': ...}, MIMO-UNet `.pkl` {'model': ...}, MIRNet `.pth` {'state_dict': ...} with
 `module.` prefixes); bare torch state dicts; `.npz` archives (also ppir's golden files, keys `param/<name>`).
-The format is told from the file's bytes, not its extension.
+The format is told from the file's bytes, not its extension (`sniff.py`); each format has its own reader
+module (`torch_zip.py`, `torch_legacy.py`, `paddle_pickle.py`), and this one picks it and unwraps the result.
 """
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import CheckpointError
-from .torch_reader import read_paddle_pdparams, read_torch_checkpoint
+from .paddle_pickle import read_paddle_pdparams
+from .sniff import sniff
+from .torch_legacy import read_torch_legacy
+from .torch_zip import read_torch_zip
 
 # Where official and common training scripts keep the network weights inside a checkpoint, in the order
 # they are tried (BasicSR/HINet 'params', MIRNet 'state_dict', MIMO-UNet 'model').
 WRAPPER_KEYS = ("params", "state_dict", "model", "params_ema", "net", "network", "model_state_dict", "weights")
-_LEGACY_TORCH_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 
 
 @dataclass
@@ -80,30 +83,34 @@ def resolve_weights_path(path: str) -> str:
     raise CheckpointError(f"weights file not found: {path}")
 
 
+def read_torch_checkpoint(path) -> object:
+    """Load a `torch.save` file (zip or legacy format) with every tensor as a numpy array.
+
+    Nothing from the file is executed and torch is not needed. Returns the saved object: dicts/OrderedDicts,
+    lists, tuples, numbers and strings as saved; tensors and Parameters as C-contiguous numpy arrays (float16,
+    float64 and integer types kept; bfloat16 widened exactly to float32). Raises CheckpointError for a missing,
+    empty, truncated or foreign file and for any pickle that asks for something other than tensor rebuilding.
+    """
+    found = sniff(path, expected="a PyTorch checkpoint (neither a zip archive nor a pickle stream)")
+    if found.kind == "torch-zip":
+        return read_torch_zip(found.path, found.size)
+    if found.kind == "npz":
+        raise CheckpointError(f"{found.path}: a numpy .npz archive, not a PyTorch checkpoint")
+    # Any other pickle goes through the legacy reader, whose restricted header read says what it is instead
+    # (a refused global, a Paddle file, no torch.save magic number).
+    return read_torch_legacy(found.path, found.size)
+
+
 def read_weights_file(path: str, param_key: str | None = None) -> WeightsFile:
     """Read `path` into a WeightsFile; raises CheckpointError with a one-line reason on any problem."""
-    path = resolve_weights_path(os.fspath(path))
-    with open(path, "rb") as f:
-        head = f.read(16)
-    if not head:
-        raise CheckpointError(f"{path}: the file is empty")
-    if head.startswith(b"PK"):
-        try:
-            with zipfile.ZipFile(path) as z:
-                names = z.namelist()
-        except (zipfile.BadZipFile, OSError) as e:
-            raise CheckpointError(f"{path}: damaged zip archive ({e}); the file may be truncated") from None
-        if any(n.endswith("data.pkl") for n in names):
-            obj, kind, layout = read_torch_checkpoint(path), "torch zip checkpoint", "torch"
-        elif names and all(n.endswith(".npy") for n in names):
-            obj, kind, layout = _read_npz(path), "npz archive", "torch"
-        else:
-            raise CheckpointError(f"{path}: a zip archive that is neither a torch checkpoint nor an .npz")
-    elif head[:2] == b"\x80\x02" and head[2:4] == b"\x8a\x0a" and head[4:14] == _LEGACY_TORCH_MAGIC:
-        obj, kind, layout = read_torch_checkpoint(path), "torch legacy checkpoint", "torch"
-    elif head[:1] == b"\x80":
-        obj, kind, layout = read_paddle_pdparams(path), "paddle pdparams", "paddle"
+    found = sniff(resolve_weights_path(os.fspath(path)))
+    if found.kind == "torch-zip":
+        obj, kind, layout = read_torch_zip(found.path, found.size), "torch zip checkpoint", "torch"
+    elif found.kind == "npz":
+        obj, kind, layout = _read_npz(found.path), "npz archive", "torch"
+    elif found.kind == "torch-legacy":
+        obj, kind, layout = read_torch_legacy(found.path, found.size), "torch legacy checkpoint", "torch"
     else:
-        raise CheckpointError(f"{path}: not a weights file ppir can read (.pdparams, torch .pth/.pt/.pkl, .npz)")
-    state, where = _flatten_state(obj, path, param_key)
+        obj, kind, layout = read_paddle_pdparams(found.path), "paddle pdparams", "paddle"
+    state, where = _flatten_state(obj, found.path, param_key)
     return WeightsFile(_strip_module_prefix(state), layout, f"{kind}, {where}")

@@ -10,7 +10,7 @@ the *type* of the Paddle layer that owns the tensor, never by position:
 * Conv2D and Conv2DTranspose share torch's layout, so they are copied as they are.
 
 Buffers that a network recomputes instead of storing (MIRNet's blur filter `filt`) are listed by the model
-class in `CONSTANT_TORCH_BUFFERS`; they are checked against the expected constant and dropped.
+class in its facts (`ModelFacts.constant_torch_buffers`); they are checked against the expected constant and dropped.
 """
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import paddle.nn as nn
+
+from ..models.common import model_facts
 
 _NORMS_WITH_SCALE = (nn.InstanceNorm1D, nn.InstanceNorm2D, nn.InstanceNorm3D, nn.GroupNorm, nn.LayerNorm)
 _BATCH_NORMS = (nn.BatchNorm, nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D, nn.SyncBatchNorm)
@@ -91,7 +93,7 @@ def match_state_dict(model: nn.Layer, source: dict, layout: str = "torch") -> Ma
         raise ValueError(f"layout must be 'torch' or 'paddle', not {layout!r}")
     target = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     dtypes = {k: v.dtype for k, v in model.state_dict().items()}
-    constants = getattr(model, "CONSTANT_TORCH_BUFFERS", {}) or {}
+    constants = model_facts(model).constant_torch_buffers
     report = MatchReport()
     for key, value in source.items():
         value = np.asarray(value)

@@ -14,7 +14,7 @@ renamed to its final name in one step; `latest`/`best` are replaced by renaming 
 one. A crash (even SIGKILL) at any moment leaves the previous `latest` complete; leftover `.tmp-*` folders
 are removed at the next save.
 
-Safety: `.pdparams`/`.pdopt` are read with `ppir.convert.torch_reader.read_paddle_pdparams` (a restricted
+Safety: `.pdparams`/`.pdopt` are read with `ppir.convert.paddle_pickle.read_paddle_pdparams` (a restricted
 unpickler that only rebuilds numpy arrays) and everything else is JSON. Optimizer accumulators are stored
 under the parameter's structured name (`encoder.0.weight/moment1_0`), not paddle's global tensor name
 (`conv2d_7.w_0`), so a checkpoint fits the same network built in any order or process.
@@ -36,7 +36,7 @@ import time
 import numpy as np
 import paddle
 
-from ..convert.torch_reader import read_paddle_pdparams
+from ..convert.paddle_pickle import read_paddle_pdparams
 from ..errors import CheckpointError
 
 MODEL_FILE = "model.pdparams"

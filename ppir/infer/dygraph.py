@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import paddle
 
-from ..models.common import input_channels
+from ..models.common import input_channels, model_facts
 from .memory import MemoryPlanner
 from .pipeline import final_output, postprocess, preprocess, to_nchw
 from .tiling import check_tile, run_tiled
@@ -46,7 +46,7 @@ class DygraphRestorer:
             check_tile(self.tile, self.tile_overlap, self.multiple, self.min_size, blend)
         self.planner = MemoryPlanner(self._run, 0 if self.tile else max_memory, input_channels(model),
                                      self.multiple, self.min_size, self.tile_overlap if blend == "smooth" else 0,
-                                     model_name=type(model).__name__)
+                                     model_name=type(model).__name__, image_wide=model_facts(model).image_wide)
         self.notes = notes
 
     def _run(self, nchw: np.ndarray) -> np.ndarray:

@@ -17,8 +17,9 @@ multiple of the network's) that fits; if even ``smallest_tile`` does not fit, th
 error.
 
 Tiling keeps the whole-image result within 0.05 dB PSNR for networks whose outputs depend only on a local
-neighbourhood (MIMO-UNet; tests/test_tiling.py). Networks with image-wide statistics (``IMAGE_WIDE``) see
-only the tile, so their tiled output is close to, but not exactly, the whole-image one.
+neighbourhood (MIMO-UNet; tests/test_tiling.py). Networks with image-wide statistics (their
+``ModelFacts.image_wide``, which export writes into inference.yml) see only the tile, so their tiled output is
+close to, but not exactly, the whole-image one; the auto-tiling note says so.
 """
 from __future__ import annotations
 
@@ -42,7 +43,6 @@ FALLBACK_BYTES_PER_PIXEL = 4096.0
 MIN_BYTES_PER_PIXEL = 24.0  # a float32 RGB input and output: no network needs less (a measure of 0 is noise)
 PIPELINE_BYTES_PER_PIXEL = 96  # ~8 float32 RGB copies of the image
 DEFAULT_FRACTION = 0.5  # default budget: half the machine's (or the container's) memory
-IMAGE_WIDE = {"HINet": "instance norm", "MIRNet": "global-pooling attention"}
 TOLERANCE_NOTE = ("Tiled results stay within 0.05 dB PSNR of the whole image for networks without image-wide "
                   "statistics (MIMO-UNet); HINet (instance norm) and MIRNet (global attention) see only the "
                   "tile, so theirs differ slightly")
@@ -155,10 +155,11 @@ class MemoryPlanner:
     """Decides, image by image, whole or tiled, for one network (`run`) under `budget` bytes (0: no limit)."""
 
     def __init__(self, run: Callable[[np.ndarray], object], budget: int, channels: int, multiple: int,
-                 min_size: int, overlap: int, batch: int = 1, model_name: str = ""):
+                 min_size: int, overlap: int, batch: int = 1, model_name: str = "", image_wide: str = ""):
         self.run, self.budget = run, int(budget)
         self.channels, self.multiple, self.min_size = channels, multiple, min_size
         self.overlap, self.batch, self.model_name = overlap, max(1, int(batch)), model_name
+        self.image_wide = image_wide  # e.g. "instance norm": named in the note, tiles then differ slightly
         self._bpp: tuple[float, bool] | None = None
 
     def bytes_per_pixel(self) -> tuple[float, bool]:
@@ -193,8 +194,8 @@ class MemoryPlanner:
                              f"even in {low}x{low} tiles, over the memory budget of {format_bytes(self.budget)} "
                              f"(raise --max-memory)")
         how = "measured" if measured else "assumed: peak memory cannot be measured here"
-        caveat = (f"; {self.model_name}'s {IMAGE_WIDE[self.model_name]} makes tiled output differ slightly"
-                  if self.model_name in IMAGE_WIDE else "")
+        caveat = (f"; {self.model_name}'s {self.image_wide} makes tiled output differ slightly"
+                  if self.image_wide else "")
         note = (f"note: {name}: {width}x{height} would need about {format_bytes(whole)} in one piece "
                 f"({bpp:.0f} bytes/pixel {how}), over the memory budget of {format_bytes(self.budget)} "
                 f"(--max-memory): restoring in {tile}x{tile} tiles{caveat}")

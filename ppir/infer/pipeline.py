@@ -12,19 +12,16 @@ The steps, as in the seed deploy docs (and driven by inference.yml in the runner
 * crop back, clip to [0, 1] (`postprocess`), x255 to uint8 with the model's rounding (`to_uint8`), RGB -> BGR
   on writing.
 
-This module only needs numpy, so backends that do not use Paddle can share it.
+Its own code only needs numpy, so backends that do not use Paddle can share it. The round-up to the size
+rules is `ppir.models.common.padded_size` (re-exported here): one formula for padding, tiling and checks.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from ..models.common import padded_size
+
 ROUNDINGS = ("nearest", "half_up")
-
-
-def padded_size(size: int, multiple: int, min_size: int = 0) -> int:
-    return max(int(math.ceil(size / multiple)) * multiple, int(math.ceil(min_size / multiple)) * multiple)
 
 
 def pad_to_multiple(chw: np.ndarray, multiple: int, min_size: int = 0) -> np.ndarray:

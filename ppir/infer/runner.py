@@ -238,7 +238,7 @@ class Restorer:
                 raise ConfigError(f"--tile: {e}") from None
         self.planner = MemoryPlanner(backend.run, 0 if self.tile else max_memory, info.in_channels, self.multiple,
                                      self.min_size, self.tile_overlap if blend == "smooth" else 0,
-                                     self.batch_size, info.model_name)
+                                     self.batch_size, info.model_name, info.image_wide)
         self.auto_tiles: set = set()  # tile sizes auto-tiling chose (for the benchmark report)
 
     @property

@@ -103,7 +103,7 @@ def check_tile(tile, overlap: int, multiple: int, min_size: int, blend: str = "s
     sizes = (tile, tile) if isinstance(tile, int) else tuple(tile)
     for t in sizes:
         if t % multiple or t < min_size:
-            good = max(int(math.ceil(t / multiple)) * multiple, int(math.ceil(min_size / multiple)) * multiple)
+            good = padded_size(t, multiple, min_size)
             raise ValueError(f"tile size {t} does not fit the network, which needs multiples of {multiple} and at "
                              f"least {min_size} (try {good})")
     if blend not in BLENDS:

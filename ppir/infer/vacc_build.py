@@ -13,7 +13,9 @@ fp16 needs no dataset; int8 is calibrated (percentile by default, as VastModelZO
 
 Presets hold VastModelZOO's recipe shapes: HINet 3x256x256 (SIDD), MIMO-UNet 3x360x640 (GoPro), the latter exported
 with ``model.resize_mode=bilinear`` (VastAI switched MIMO-UNet's resampling to bilinear because nearest hit a
-VDSP size limit in int8 at 360x640; ppir's bilinear variant changes numerics, so it is a separate export).
+VDSP size limit in int8 at 360x640; ppir's bilinear variant changes numerics, so it is a separate export). Each
+network declares its presets and the arguments its recipe needs in its own file (``ModelFacts.vacc_presets``,
+``vacc_requires``); export records in inference.yml whether the exported network meets them.
 """
 from __future__ import annotations
 
@@ -23,23 +25,21 @@ import numpy as np
 import yaml
 
 from ..errors import ConfigError, ImageError
+from ..models.common import model_facts
+from ..registry import MODELS
 
 PRECISIONS = ("fp16", "int8")
 CALIBRATE_MODES = ("percentile", "max", "kl_divergence", "mse")
 
-PRESETS = {
-    "hinet_sidd": {
-        "model": "HINet", "config": "configs/hinet_sidd_0.5x.yml", "overrides": [], "shape": (256, 256),
-        "weights": "HINet-SIDD-0.5x.pth", "calib_num": 100,
-        "calib_hint": "SIDD validation noisy crops; VastModelZOO calibrates on 100", "note": ""},
-    "mimo_unet_gopro": {
-        "model": "MIMOUNet", "config": "configs/mimo_unet_gopro.yml", "overrides": ["model.resize_mode=bilinear"],
-        "shape": (360, 640), "weights": "MIMO-UNet.pkl", "calib_num": 50,
-        "calib_hint": "GoPro test blurred frames; VastModelZOO calibrates on 50",
-        "note": "resize_mode: bilinear (model.resize_mode=bilinear at export). VastAI switched MIMO-UNet's resampling "
-                "to bilinear because nearest hit a VDSP size limit in int8 at 360x640; it changes numerics, so it is "
-                "a separate export, not the official network"},
-}
+
+
+def presets() -> dict:
+    """Every registered network's VACC presets, by preset name (a subclass inherits its parent's: one entry)."""
+    found = {}
+    for name in MODELS.names():
+        for key, preset in model_facts(MODELS.get(name)).vacc_presets.items():
+            found.setdefault(key, preset)
+    return found
 
 
 def select_files(files: list, num: int) -> list:
@@ -119,8 +119,11 @@ def export_commands(preset: dict, height: int, width: int, out_dir: str) -> list
     ]
 
 
-def check_onnx_for_vacc(onnx_path: str, height: int, width: int, model_name: str | None = None) -> list[str]:
-    """Notes (and ConfigError for real mismatches) about an ONNX file that is to be compiled at height x width."""
+def check_onnx_for_vacc(onnx_path: str, height: int, width: int, model_name: str | None = None,
+                        allow_recipe_mismatch: bool = False) -> list[str]:
+    """Notes (and ConfigError for real mismatches) about an ONNX file that is to be compiled at height x width.
+    An export that does not fit its network's VACC recipe (inference.yml's vacc_problem) is an error, or only a
+    note with `allow_recipe_mismatch` (--allow_nearest)."""
     from ..export import INFO_FILENAME, read_deploy_info
     from .vacc import onnx_input_shape
 
@@ -138,11 +141,10 @@ def check_onnx_for_vacc(onnx_path: str, height: int, width: int, model_name: str
     info_path = os.path.join(os.path.dirname(os.path.abspath(onnx_path)), INFO_FILENAME)
     if os.path.isfile(info_path):
         info = read_deploy_info(os.path.dirname(os.path.abspath(onnx_path)))
-        args = (info.source or {}).get("arguments") or {}
-        if info.model_name in ("MIMOUNet", "MIMOUNetPlus") and args.get("resize_mode", "nearest") != "bilinear":
-            raise ConfigError(f"{onnx_path}: MIMO-UNet exported with resize_mode={args.get('resize_mode', 'nearest')}; "
-                              f"the VACC recipe needs the bilinear variant (nearest hits a VDSP size limit in int8 "
-                              f"at 360x640): export with -o model.resize_mode=bilinear, or pass --allow_nearest")
+        if info.vacc_problem and allow_recipe_mismatch:
+            notes.append(f"{onnx_path}: {info.model_name} {info.vacc_problem} (accepted: --allow_nearest)")
+        elif info.vacc_problem:
+            raise ConfigError(f"{onnx_path}: {info.model_name} {info.vacc_problem}, or pass --allow_nearest")
         if model_name and info.model_name != model_name:
             notes.append(f"{onnx_path} holds {info.model_name}, not {model_name}")
     return notes
@@ -197,13 +199,14 @@ def build_config_main(argv=None, prog: str | None = None) -> int:
 
     from .vacc import vdsp_params
 
+    known = presets()
     p = argparse.ArgumentParser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Write the VastAI vamc build configs (one per precision: fp16, int8 with percentile "
                     "calibration) and the vdsp pre-processing JSON for an ONNX export of fixed input shape.",
         epilog="Presets (VastModelZOO recipes): " + "; ".join(f"{k}: {v['model']} {v['shape'][0]}x{v['shape'][1]}"
                                                        + (f" ({' '.join(v['overrides'])})" if v["overrides"] else "")
-                                                       for k, v in PRESETS.items())
+                                                       for k, v in known.items())
                + "\n\nExample:\n  python deploy/vacc/build_config.py --preset hinet_sidd --onnx "
                  "inference/hinet_sidd_vacc/model.onnx --calib_dir data/calib/hinet_sidd_256x256 "
                  "--out_dir deploy/vacc/build\n  vamc compile deploy/vacc/build/hinet_sidd_int8.yaml")
@@ -211,7 +214,7 @@ def build_config_main(argv=None, prog: str | None = None) -> int:
                    help="ONNX model to compile (tools/export_onnx.py output, e.g. "
                         "inference/hinet_sidd_vacc/model.onnx); checked when it exists, written into the config "
                         "as given")
-    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="VastModelZOO recipe: name, shape, calibration size")
+    p.add_argument("--preset", choices=sorted(known), default=None, help="VastModelZOO recipe: name, shape, calibration size")
     p.add_argument("--name", default=None, help="config name prefix (default: the preset's name)")
     p.add_argument("--shape", default=None, metavar="HxW", help="compiled input size (default: the preset's)")
     p.add_argument("--input_name", default="x", help="ONNX input name (default: %(default)s, ppir's)")
@@ -226,7 +229,7 @@ def build_config_main(argv=None, prog: str | None = None) -> int:
     p.add_argument("--allow_nearest", action="store_true",
                    help="accept a MIMO-UNet export with nearest resampling (VastModelZOO's recipe needs bilinear)")
     args = p.parse_args(argv)
-    preset = PRESETS.get(args.preset) or {}
+    preset = known.get(args.preset) or {}
     name = args.name or args.preset
     if not name:
         raise ConfigError("give --preset or --name")
@@ -242,11 +245,7 @@ def build_config_main(argv=None, prog: str | None = None) -> int:
     calib_dir = args.calib_dir or f"data/calib/{name}_{height}x{width}"
     notes = []
     if os.path.isfile(args.onnx):
-        try:
-            notes = check_onnx_for_vacc(args.onnx, height, width, preset.get("model"))
-        except ConfigError as e:
-            if not (args.allow_nearest and "resize_mode" in str(e)):
-                raise
+        notes = check_onnx_for_vacc(args.onnx, height, width, preset.get("model"), args.allow_nearest)
     else:
         notes.append(f"{args.onnx} does not exist yet: the config refers to it as given")
     written = []

@@ -12,8 +12,10 @@ Everything here is written so that one exported program runs on every backend pp
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
+from typing import Mapping
 
 import numpy as np
 import paddle
@@ -128,6 +130,66 @@ def check_int(owner: str, name: str, value, minimum: int) -> int:
     return int(value)
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelFacts:
+    """What the tools need to know about a network beyond its forward pass, declared by the network itself.
+
+    A network class states them as `FACTS = ModelFacts(...)` in its own file (subclasses inherit them); every
+    tool reads them through `model_facts`, never through a table keyed by class names. A network that declares
+    nothing gets these defaults. Size rules are not here: they often depend on constructor arguments (HINet's
+    depth), so a network states them as `size_multiple` / `min_size` attributes, read by `size_rules`.
+    """
+
+    # How the official evaluation turns the float output into 8-bit images: "nearest", or "half_up" (clip,
+    # +0.5/255, x255, truncate: torchvision's to_pil_image, MIMO-UNet's test code). Export writes it into
+    # inference.yml; a config's `export.rounding` overrides it.
+    rounding: str = "nearest"
+    # The N x C x H x W the network is usually quoted at (model cards, MAC tables); tools/model_info profiles
+    # at it. None: 1 x C x 256 x 256 rounded up to what the network accepts.
+    seed_shape: tuple | None = None
+    # What makes tiled output differ from the whole image's (e.g. "instance norm": statistics over the whole
+    # image); "" when the output depends only on a neighbourhood, so tiling is exact up to the blend.
+    image_wide: str = ""
+    # Overlap between tiles (pixels) that export writes into inference.yml as the runners' default.
+    tile_overlap: int = 32
+    # Torch buffers of the official model that hold constants ppir builds in forward: name (the last part of
+    # the state-dict key) -> function(torch shape) returning the expected value. The converter checks such a
+    # buffer against it and drops it.
+    constant_torch_buffers: Mapping = dataclasses.field(default_factory=dict)
+    # VastAI VACC build recipes (deploy/vacc/build_config.py --preset NAME): name -> {config, overrides,
+    # shape, weights, calib_num, calib_hint, note}.
+    vacc_presets: Mapping = dataclasses.field(default_factory=dict)
+    # Constructor arguments the VACC recipe needs: argument -> (value, why). Export records whether the
+    # exported network meets them (inference.yml), so the VACC build can refuse an export that does not.
+    vacc_requires: Mapping = dataclasses.field(default_factory=dict)
+
+
+def model_facts(model) -> ModelFacts:
+    """The facts a network (instance or class) declares in its `FACTS` attribute, or the defaults."""
+    facts = getattr(model, "FACTS", None)
+    if facts is None:
+        return ModelFacts()
+    if not isinstance(facts, ModelFacts):
+        name = model.__name__ if isinstance(model, type) else type(model).__name__
+        raise TypeError(f"{name}.FACTS must be a ppir.models.common.ModelFacts, got {type(facts).__name__}")
+    return facts
+
+
+def vacc_problem(model) -> str:
+    """Why this network, as built, does not fit its VACC recipe (one line), or "" when it does."""
+    for arg, (want, why) in model_facts(model).vacc_requires.items():
+        have = getattr(model, arg, None)
+        if have != want:
+            return (f"exported with {arg}={have}; the VACC recipe needs {arg}={want} ({why}): export with "
+                    f"-o model.{arg}={want}")
+    return ""
+
+
+def padded_size(size: int, multiple: int, min_size: int = 0) -> int:
+    """The smallest side >= `size` (and >= `min_size`) that is a multiple of `multiple`: how far the tools pad."""
+    return max(int(math.ceil(size / multiple)) * multiple, int(math.ceil(min_size / multiple)) * multiple)
+
+
 def input_channels(model) -> int:
     """The channels a ppir network takes (its `in_channels` / `in_chn`; 3 when it states neither)."""
     for attr in ("in_channels", "in_chn"):
@@ -138,7 +200,9 @@ def input_channels(model) -> int:
 
 
 def size_rules(model) -> tuple[int, int]:
-    """(multiple, min_size) that H and W of a network's input must satisfy (every ppir network states both)."""
+    """(multiple, min_size) that H and W of a network's input must satisfy: its `size_multiple` and
+    `min_size` attributes (class attributes, or properties when they depend on constructor arguments);
+    (1, 1) for a network that states neither."""
     multiple = int(getattr(model, "size_multiple", 1) or 1)
     min_size = int(getattr(model, "min_size", 0) or 0)
     return multiple, max(min_size, multiple)
@@ -153,7 +217,7 @@ def shape_problem(model, shape) -> str | None:
     multiple, min_size = size_rules(model)
     for what, side in (("H", h), ("W", w)):
         if side % multiple or side < min_size:
-            good = max(int(math.ceil(side / multiple)) * multiple, min_size)
+            good = padded_size(side, multiple, min_size)
             return (f"{what}={side} does not fit {name}, which needs multiples of {multiple} and at least "
                     f"{min_size} (try {good})")
     return None

@@ -16,7 +16,7 @@ import paddle.nn.functional as F
 
 from ..errors import ConfigError
 from ..registry import MODELS
-from .common import check_input, check_int, conv2d, leaky_relu
+from .common import ModelFacts, check_input, check_int, conv2d, leaky_relu
 
 # Upstream's SAM hard-codes a 3-channel image (conv2: C -> 3, conv3: 3 -> C).
 _SAM_IMAGE_CHANNELS = 3
@@ -136,6 +136,15 @@ class HINet(nn.Layer):
 
     Reference: megvii-model/HINet @ 4e7231543090e6280d03fac22b3bb6869a25dfad, basicsr/models/archs/hinet_arch.py.
     """
+
+    FACTS = ModelFacts(
+        seed_shape=(1, 3, 256, 256),  # the model-zoo cards' and the MAC tables' size (SIDD crops)
+        image_wide="instance norm",   # statistics over the whole input: a tile sees only its own
+        vacc_presets={"hinet_sidd": {
+            "model": "HINet", "config": "configs/hinet_sidd_0.5x.yml", "overrides": [], "shape": (256, 256),
+            "weights": "HINet-SIDD-0.5x.pth", "calib_num": 100,
+            "calib_hint": "SIDD validation noisy crops; VastModelZOO calibrates on 100", "note": ""}},
+    )
 
     def __init__(self, in_chn: int = 3, wf: int = 64, depth: int = 5, relu_slope: float = 0.2,
                  hin_position_left: int = 0, hin_position_right: int = 4):

@@ -34,7 +34,7 @@ import paddle.nn.functional as F
 
 from ..errors import ConfigError
 from ..registry import MODELS
-from .common import BINOMIAL_3x3, PReLU, antialias_down2, check_input, check_int, conv2d, up_bilinear2
+from .common import ModelFacts, BINOMIAL_3x3, PReLU, antialias_down2, check_input, check_int, conv2d, up_bilinear2
 
 
 def expected_blur_filter(shape) -> np.ndarray:
@@ -342,11 +342,15 @@ class MIRNet(nn.Layer):
     Weight sharing as upstream, but per instance: one PReLU for all DAUs of this model, each MSRB's DAU
     repeated over its columns, `selective_kernel[0]` used twice. With the defaults there are 31,787,419
     distinct parameters. Official state dict keys load by name, except that PReLU `weight` is `_weight`
-    here and the constant `...filt` buffers (see `CONSTANT_TORCH_BUFFERS`) are not stored.
+    here and the constant `...filt` buffers (see `FACTS.constant_torch_buffers`) are not stored.
     """
 
-    # Torch buffers that this port recomputes in forward: attribute name -> (shape -> expected value).
-    CONSTANT_TORCH_BUFFERS = {"filt": expected_blur_filter}
+    FACTS = ModelFacts(
+        seed_shape=(1, 3, 256, 256),  # the model-zoo cards' and the MAC tables' size (SIDD crops)
+        image_wide="global-pooling attention",  # channel attention pools over the whole input
+        # Torch buffers that this port recomputes in forward: attribute name -> (shape -> expected value).
+        constant_torch_buffers={"filt": expected_blur_filter},
+    )
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, n_feat: int = 64, kernel_size: int = 3,
                  stride: int = 2, n_RRG: int = 3, n_MSRB: int = 2, height: int = 3, width: int = 2,

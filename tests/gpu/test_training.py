@@ -19,7 +19,7 @@ import re
 import numpy as np
 import pytest
 
-from ppir.convert.torch_reader import read_paddle_pdparams
+from ppir.convert.paddle_pickle import read_paddle_pdparams
 
 from conftest import TINY_NETWORKS as NETWORKS, tiny_train_config
 
