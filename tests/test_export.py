@@ -20,10 +20,13 @@ from ppir.infer.runner import Restorer
 
 from conftest import REPO, golden_file
 
-SMALL = {  # config, overrides, golden weights (PyTorch's default init of the same tiny network)
+SMALL = {  # config, overrides, golden weights (PyTorch's init of the same tiny network; some perturbed)
     "hinet": ("hinet_sidd_0.5x.yml", ["model.wf=8"], "hinet_wf8_perturbed.npz"),
     "mimo_unet": ("mimo_unet_gopro.yml", ["model.num_res=1"], "mimo_unet_nr1.npz"),
-    "mirnet": ("mirnet_sidd.yml", ["model.n_feat=8", "model.n_RRG=1", "model.n_MSRB=1"], "mirnet_f8_rrg1_msrb1.npz"),
+    # two groups of two MSRBs: a layer called from several places must export right (a Python loop in
+    # SKFF.forward once gave a program that mixed up shapes between calls, with one MSRB it did not show)
+    "mirnet": ("mirnet_sidd.yml", ["model.n_feat=8", "model.n_RRG=2", "model.n_MSRB=2"],
+               "mirnet_f8_rrg2_msrb2_perturbed.npz"),
 }
 FINAL = {"hinet": 1, "mimo_unet": 2, "mirnet": 0}  # index of the restored image among the golden outputs
 
