@@ -1,11 +1,5 @@
-"""Exporting a network for deployment, and the `inference.yml` every runner reads.
-
-An export directory holds::
-
-    inference.json        the static program (Paddle 3 PIR format), input `x`: N x C x H x W float32 RGB [0, 1]
-    inference.pdiparams   its weights
-    inference.yml         what a runner needs to know about the network (see `DeployInfo`)
-    model.onnx            (optional) written by tools/export_onnx.py
+"""Exporting a network for deployment: the static program plus the `inference.yml` every runner reads (its
+layout, `DeployInfo` and the file names live in `ppir.infer.deploy_info`, which this module writes through).
 
 The exported program returns only the final restored image (HINet's stage 2, MIMO-UNet's full scale, see
 `ppir.infer.pipeline.final_output`), unclipped. Pre/post-processing stays outside the program, in
@@ -22,29 +16,19 @@ import sys
 from typing import Any, Sequence
 
 import numpy as np
-import yaml
 
 from .config import register_section
-from .errors import PPIRError
+from .infer.backends import BackendError, OnnxRuntimeBackend, PaddleInferenceBackend, read_onnx_model
+from .infer.deploy_info import (INFO_FILENAME, INPUT_NAME, MODEL_FILENAME, ONNX_FILENAME, PARAMS_FILENAME,  # noqa: F401
+                                DeployInfo, ExportError, read_deploy_info, write_deploy_info)
 from .infer.pipeline import ROUNDINGS
 from .paths import output_dir_problem, output_file_problem
-
-MODEL_FILENAME = "inference.json"
-PARAMS_FILENAME = "inference.pdiparams"
-INFO_FILENAME = "inference.yml"
-ONNX_FILENAME = "model.onnx"
-INPUT_NAME = "x"
-INFO_VERSION = 1
 
 # How the official evaluation of each family turns the float output into 8-bit images. MIMO-UNet's test
 # code clamps, adds 0.5/255 and truncates (torchvision to_pil_image); everyone else rounds to nearest.
 # This is the only per-model deployment fact that cannot be read off the network itself; a config's
 # `export.rounding` overrides it, and it travels to the runners through inference.yml.
 DEFAULT_ROUNDING = {"MIMOUNet": "half_up", "MIMOUNetPlus": "half_up"}
-
-
-class ExportError(PPIRError):
-    """Exporting or converting a network failed, or the converted program disagrees with its source."""
 
 
 @register_section("export")
@@ -56,102 +40,6 @@ class ExportSection:
     input_shape: list = None  # fixed [N, C, H, W] for accelerators; default dynamic
     tile: int = 0  # default tile size the runners use (0: whole image)
     tile_overlap: int = 32
-
-
-@dataclasses.dataclass
-class DeployInfo:
-    """The content of inference.yml: everything a runner needs besides the program itself."""
-
-    model_name: str  # registry name, e.g. "HINet"
-    size_multiple: int = 1  # H and W fed to the program must be multiples of this ...
-    min_size: int = 0  # ... and at least this
-    in_channels: int = 3
-    input_name: str = INPUT_NAME
-    input_shape: list = dataclasses.field(default_factory=lambda: [None, 3, None, None])
-    rounding: str = "nearest"  # "half_up": clip, +0.5/255, x255, truncate (MIMO-UNet's convention)
-    tile: int = 0
-    tile_overlap: int = 32
-    model_file: str = MODEL_FILENAME
-    params_file: str = PARAMS_FILENAME
-    source: dict = dataclasses.field(default_factory=dict)  # config, weights, model arguments
-
-    @property
-    def fixed_shape(self) -> list | None:
-        """[N, C, H, W] when the program was exported with a fixed input shape, else None."""
-        shape = list(self.input_shape)
-        return shape if all(isinstance(d, int) and d > 0 for d in shape) else None
-
-    def to_yaml_dict(self) -> dict:
-        return {
-            "version": INFO_VERSION,
-            "model": {"name": self.model_name, "size_multiple": self.size_multiple, "min_size": self.min_size,
-                      "source": self.source},
-            "program": {"model_file": self.model_file, "params_file": self.params_file,
-                        "input_name": self.input_name, "input_shape": list(self.input_shape),
-                        "output": "final restored image, unclipped"},
-            "preprocess": {"read": "OpenCV, BGR -> RGB (gray -> 3 channels, alpha dropped, 16-bit scaled)",
-                           "scale": "1/255", "layout": "NCHW", "in_channels": self.in_channels,
-                           "pad": f"reflect to a multiple of {self.size_multiple}, at least {self.min_size}"},
-            "postprocess": {"crop": "back to the input size", "clip": [0.0, 1.0], "rounding": self.rounding,
-                            "write": "x255, RGB -> BGR, OpenCV"},
-            "tiling": {"tile": self.tile, "tile_overlap": self.tile_overlap},
-        }
-
-
-def _fail_info(path, why):
-    return ExportError(f"{path}: {why}; re-export the model with tools/export_model.py")
-
-
-def read_deploy_info(model_dir: str, filename: str = INFO_FILENAME) -> DeployInfo:
-    """Read `<model_dir>/inference.yml`; ExportError (one line) when it is missing or malformed."""
-    path = os.path.join(model_dir, filename)
-    if not os.path.isfile(path):
-        raise ExportError(f"{path}: no such file; every runner needs the inference.yml that "
-                          f"tools/export_model.py writes beside the program")
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError) as e:
-        raise _fail_info(path, f"cannot read it ({str(e).splitlines()[0]})") from None
-    try:
-        model, program = data["model"], data["program"]
-        pre, post, tiling = data.get("preprocess", {}), data.get("postprocess", {}), data.get("tiling", {})
-        info = DeployInfo(
-            model_name=str(model["name"]), size_multiple=int(model["size_multiple"]),
-            min_size=int(model.get("min_size", 0)), in_channels=int(pre.get("in_channels", 3)),
-            input_name=str(program.get("input_name", INPUT_NAME)),
-            input_shape=[None if d is None else int(d) for d in program.get("input_shape", [None, 3, None, None])],
-            rounding=str(post.get("rounding", "nearest")), tile=int(tiling.get("tile", 0) or 0),
-            tile_overlap=int(tiling.get("tile_overlap", 32)),
-            model_file=str(program.get("model_file", MODEL_FILENAME)),
-            params_file=str(program.get("params_file", PARAMS_FILENAME)), source=dict(model.get("source") or {}))
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise _fail_info(path, f"malformed ({type(e).__name__}: {e})") from None
-    if info.rounding not in ROUNDINGS:
-        raise _fail_info(path, f"postprocess.rounding must be one of {', '.join(ROUNDINGS)}, got {info.rounding!r}")
-    if len(info.input_shape) != 4:
-        raise _fail_info(path, f"program.input_shape must have 4 entries, got {info.input_shape}")
-    return info
-
-
-class _InfoDumper(yaml.SafeDumper):
-    """Mappings in block style, short lists ([N, C, H, W], [0, 1]) inline."""
-
-
-_InfoDumper.add_representer(
-    list, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True))
-
-
-def write_deploy_info(info: DeployInfo, model_dir: str) -> str:
-    path = os.path.join(model_dir, INFO_FILENAME)
-    header = ("# Written by ppir.export: read by deploy/inference_python/infer.py, deploy/onnxruntime/infer.py and\n"
-              "# every ppir runner (pre/post-processing and tiling come from here, not from per-model code).\n")
-    text = header + yaml.dump(info.to_yaml_dict(), Dumper=_InfoDumper, sort_keys=False, width=120)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
 
 
 # --------------------------------------------------------------------------------------------- export
@@ -192,7 +80,7 @@ def export_model(model, save_dir: str, input_shape: Sequence[int] | None = None,
     `input_shape` None exports a dynamic N x C x H x W program; a fixed [N, C, H, W] suits accelerators
     (the runners then feed tiles of exactly that size).
     """
-    import paddle
+    import paddle  # paddle and the modules built on it load only when a model is exported
     from paddle.static import InputSpec
 
     from .infer.dygraph import FinalOutput
@@ -299,8 +187,6 @@ def run_paddle2onnx(model_dir: str, save_file: str, opset_version: int = 13, mod
 
 def check_onnx_dynamic(onnx_path: str, info: DeployInfo) -> None:
     """The ONNX input must be named like the Paddle input and keep H and W dynamic unless exported fixed."""
-    from .infer.backends import BackendError, read_onnx_model
-
     try:
         model = read_onnx_model(onnx_path)
     except BackendError as e:
@@ -319,8 +205,6 @@ def load_paddle_program(model_dir: str, model_filename: str | None = None, param
     """A Paddle Inference predictor (oneDNN off unless asked) on the export; ExportError when it does not load.
 
     Run before paddle2onnx too: paddle2onnx 2.1.0 converts a truncated .pdiparams without complaint."""
-    from .infer.backends import BackendError, PaddleInferenceBackend
-
     info = info or read_deploy_info(model_dir)
     try:
         return PaddleInferenceBackend(
@@ -347,8 +231,6 @@ def verify_onnx(model_dir: str, onnx_path: str, tolerance: float = 1e-4, seed: i
     activations explode reach 3e-3 honestly (full-size MIRNet with Paddle's default init: outputs ~1e11, and
     oneDNN disagrees by as much), while conversion faults (a wrong LeakyReLU slope, a scaled weight) stay
     far above the floor."""
-    from .infer.backends import BackendError, OnnxRuntimeBackend
-
     info = read_deploy_info(model_dir)
     check_onnx_dynamic(onnx_path, info)
     paddle_backend = load_paddle_program(model_dir, model_filename, params_filename, info)

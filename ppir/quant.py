@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ConfigError, DatasetError, ImageError
+from .infer.deploy_info import ONNX_FILENAME, read_deploy_info
 
 PRECISIONS = ("fp32", "fp16", "int8")
 QUANT_FORMATS = ("QDQ", "QOperator")
@@ -286,7 +287,6 @@ def run_report(s: ReportSettings, log=print) -> tuple[list[EvalResult], dict]:
     """Convert, quantize, evaluate; (rows, facts for the header)."""
     import onnxruntime
 
-    from .export import ONNX_FILENAME, read_deploy_info
     from .infer.backends import OnnxRuntimeBackend
 
     info = read_deploy_info(s.model_dir)

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 import ppir
-from ppir.export import (DeployInfo, ExportError, export_model, max_rel_diff, read_deploy_info, run_paddle2onnx,
-                         verify_onnx)
+from ppir.export import export_model, max_rel_diff, run_paddle2onnx, verify_onnx
+from ppir.infer.deploy_info import DeployInfo, ExportError, read_deploy_info
 from ppir.infer.backends import DygraphBackend, OnnxRuntimeBackend, PaddleInferenceBackend
 from ppir.infer.runner import Restorer
 

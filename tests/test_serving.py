@@ -24,7 +24,7 @@ except ImportError:
         raise
     pytest.skip("fastapi/uvicorn not installed (pip install -r requirements.txt)", allow_module_level=True)
 
-from ppir.export import read_deploy_info, write_deploy_info  # noqa: E402
+from ppir.infer.deploy_info import read_deploy_info, write_deploy_info  # noqa: E402
 from ppir.infer.backends import PaddleInferenceBackend
 from ppir.infer.runner import Restorer
 from ppir.serving import launch

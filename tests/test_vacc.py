@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from ppir.export import DeployInfo, write_deploy_info
+from ppir.infer.deploy_info import DeployInfo, write_deploy_info
 from ppir.infer.backends import BackendError, OnnxRuntimeBackend
 from ppir.infer.vacc import (VaccPipeline, import_vaststreamx, normalize, postprocess, preprocess, read_bgr,
                              run_uint8, vdsp_params)

@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from ..errors import PPIRError
+from .deploy_info import MODEL_FILENAME, PARAMS_FILENAME
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -85,8 +86,6 @@ class PaddleInferenceBackend(Backend):
                  model_file: str | None = None, params_file: str | None = None, gpu_id: int = 0):
         import paddle
         import paddle.inference as paddle_infer
-
-        from ..export import MODEL_FILENAME, PARAMS_FILENAME
 
         self.precision = _check_precision(precision)
         model_file = model_file or os.path.join(model_dir, info.model_file if info else MODEL_FILENAME)

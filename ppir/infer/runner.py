@@ -34,6 +34,7 @@ import numpy as np
 from ..data.image_io import is_image_file, read_image, write_image
 from ..errors import ConfigError, ImageError
 from ..metrics import SSIM_WINDOW
+from .deploy_info import ONNX_FILENAME, read_deploy_info
 from .memory import TOLERANCE_NOTE, MemoryPlanner, default_budget, memory_arg, peak_rss_bytes
 from .outputs import NAME_RULE, check_output_folder, output_names
 from .pipeline import padded_size, postprocess, pad_to_multiple, to_network_channels, to_nchw, to_uint8
@@ -551,8 +552,6 @@ def make_backend(kind: str, args, info):
                                       cpu_threads=args.cpu_threads, use_tensorrt=args.use_tensorrt,
                                       precision=args.precision, model_file=args.model_file,
                                       params_file=args.params_file)
-    from ..export import ONNX_FILENAME
-
     return OnnxRuntimeBackend(args.model_file or os.path.join(args.model_dir, ONNX_FILENAME), info,
                               use_gpu=args.use_gpu, cpu_threads=args.cpu_threads, use_tensorrt=args.use_tensorrt,
                               precision=args.precision)
@@ -563,8 +562,6 @@ def main(argv=None, backend: str = "paddle", prog: str | None = None) -> int:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}")
     args = build_parser(backend, prog).parse_args(argv)
-    from ..export import read_deploy_info
-
     if args.batch_size < 1:
         raise ConfigError(f"--batch_size must be at least 1, got {args.batch_size}")
     if args.cpu_threads is not None and args.cpu_threads < 1:

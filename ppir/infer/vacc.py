@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import ImageError
 from .backends import Backend, BackendError
+from .deploy_info import INFO_FILENAME, ONNX_FILENAME, DeployInfo, read_deploy_info
 from .pipeline import ROUNDINGS, to_uint8
 
 SDK_MODULE = "vaststreamx"
@@ -220,7 +221,6 @@ class VaccPipeline:
         self.rounding, self.mode = rounding, mode
         self.restorer = None
         if mode == "tile":
-            from ..export import DeployInfo
             from .runner import Restorer
 
             info = DeployInfo(model_name="vacc", input_shape=[1, 3, self.height, self.width], rounding=rounding,
@@ -315,8 +315,6 @@ def _find_rounding(args) -> tuple[str, str]:
     """(rounding, where it came from)."""
     if args.rounding:
         return args.rounding, "--rounding"
-    from ..export import INFO_FILENAME, read_deploy_info
-
     prefix_dir = args.model_prefix if os.path.isdir(args.model_prefix) else os.path.dirname(args.model_prefix)
     for folder in ([args.model_dir] if args.model_dir else []) + [prefix_dir or "."]:
         if os.path.isfile(os.path.join(folder, INFO_FILENAME)):
@@ -338,7 +336,6 @@ def make_backend(args):
         if args.shape and _parse_shape(args.shape) != (h, w):
             raise ConfigError(f"--shape {args.shape}: the compiled model takes {h}x{w}")
         return backend, h, w
-    from ..export import ONNX_FILENAME
     from .backends import OnnxRuntimeBackend
 
     path = args.model_prefix

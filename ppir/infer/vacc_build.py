@@ -23,6 +23,7 @@ import numpy as np
 import yaml
 
 from ..errors import ConfigError, ImageError
+from .deploy_info import INFO_FILENAME, read_deploy_info
 
 PRECISIONS = ("fp16", "int8")
 CALIBRATE_MODES = ("percentile", "max", "kl_divergence", "mse")
@@ -121,7 +122,6 @@ def export_commands(preset: dict, height: int, width: int, out_dir: str) -> list
 
 def check_onnx_for_vacc(onnx_path: str, height: int, width: int, model_name: str | None = None) -> list[str]:
     """Notes (and ConfigError for real mismatches) about an ONNX file that is to be compiled at height x width."""
-    from ..export import INFO_FILENAME, read_deploy_info
     from .vacc import onnx_input_shape
 
     notes = []

@@ -16,6 +16,7 @@ import socket
 import sys
 
 from ..errors import ConfigError
+from ..infer.deploy_info import ONNX_FILENAME, read_deploy_info
 
 DEFAULT_MAX_PIXELS = 4096 * 4096  # deploy/serving/server.py repeats it (it runs before ppir may be imported)
 DEFAULT_QUEUE_SIZE = 64  # a burst of a few dozen clients waits its turn instead of being refused
@@ -96,7 +97,6 @@ def make_restorer(args, info, threads: int):
     """One backend + Restorer for a predictor thread."""
     import numpy as np
 
-    from ..export import ONNX_FILENAME
     from ..infer.backends import BackendError, OnnxRuntimeBackend, PaddleInferenceBackend
     from ..infer.pipeline import padded_size
     from ..infer.runner import Restorer
@@ -170,7 +170,6 @@ def main(argv=None, prog: str | None = None) -> int:
     except ImportError as e:
         raise ConfigError(f"serving needs fastapi and uvicorn ({e}); pip install -r requirements.txt") from None
 
-    from ..export import read_deploy_info
     from .app import ServingConfig, create_app
     from .pool import PredictorPool
     from .protocol import opencv_pixel_limit_active

@@ -7,7 +7,7 @@ import os
 import cv2
 import numpy as np
 
-from ppir.export import read_deploy_info
+from ppir.infer.deploy_info import read_deploy_info
 from ppir.infer.backends import PaddleInferenceBackend
 from ppir.infer.runner import Restorer
 from ppir.serving import launch
