@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ConfigError, DatasetError, ImageError
+from .infer.backends import make_backend
 from .infer.deploy_info import ONNX_FILENAME, read_deploy_info
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -287,8 +288,6 @@ def run_report(s: ReportSettings, log=print) -> tuple[list[EvalResult], dict]:
     """Convert, quantize, evaluate; (rows, facts for the header)."""
     import onnxruntime
 
-    from .infer.backends import OnnxRuntimeBackend
-
     info = read_deploy_info(s.model_dir)
     fp32_path = os.path.join(s.model_dir, ONNX_FILENAME)
     if not os.path.isfile(fp32_path):
@@ -322,7 +321,8 @@ def run_report(s: ReportSettings, log=print) -> tuple[list[EvalResult], dict]:
     rows = [input_baseline(pairs)]
     reference = None
     for precision in [p for p in PRECISIONS if p in s.precisions]:
-        backend = OnnxRuntimeBackend(paths[precision], info, cpu_threads=s.cpu_threads, check_precision=False)
+        backend = make_backend("onnxruntime", s.model_dir, info, model_file=paths[precision], threads=s.cpu_threads,
+                               check_precision=False)
         res = evaluate(backend, info, pairs, precision, s.tile, s.warmup, s.repeat, reference,
                        keep_outputs=precision == "fp32")
         if precision == "fp32":

@@ -34,7 +34,8 @@ import numpy as np
 from ..data.image_io import is_image_file, read_image, write_image
 from ..errors import ConfigError, ImageError
 from ..metrics import SSIM_WINDOW
-from .deploy_info import ONNX_FILENAME, read_deploy_info
+from .backends import make_backend, warm_up as warm_up_backend
+from .deploy_info import read_deploy_info
 from .memory import TOLERANCE_NOTE, MemoryPlanner, default_budget, memory_arg, peak_rss_bytes
 from .outputs import NAME_RULE, check_output_folder, output_names
 from .pipeline import padded_size, postprocess, pad_to_multiple, to_network_channels, to_nchw, to_uint8
@@ -515,9 +516,7 @@ def warm_up(restorer: Restorer, files: list[str], runs: int) -> None:
     """`runs` untimed passes over the first readable image; with 0, one pass of the backend on the smallest
     input it takes (cheap, and it absorbs one-time work such as oneDNN's kernel selection)."""
     if runs <= 0:
-        info = restorer.info
-        m = padded_size(1, info.size_multiple, info.min_size)
-        restorer.backend.run(np.zeros(info.fixed_shape or [1, info.in_channels, m, m], np.float32))
+        warm_up_backend(restorer.backend, restorer.info, 1)
         return
     for path in files:
         try:
@@ -544,17 +543,11 @@ def _stdout_to_stderr():
         os.close(saved)
 
 
-def make_backend(kind: str, args, info):
-    from .backends import OnnxRuntimeBackend, PaddleInferenceBackend
-
-    if kind == "paddle":
-        return PaddleInferenceBackend(args.model_dir, info, use_gpu=args.use_gpu, enable_mkldnn=args.enable_mkldnn,
-                                      cpu_threads=args.cpu_threads, use_tensorrt=args.use_tensorrt,
-                                      precision=args.precision, model_file=args.model_file,
-                                      params_file=args.params_file)
-    return OnnxRuntimeBackend(args.model_file or os.path.join(args.model_dir, ONNX_FILENAME), info,
-                              use_gpu=args.use_gpu, cpu_threads=args.cpu_threads, use_tensorrt=args.use_tensorrt,
-                              precision=args.precision)
+def backend_from_args(kind: str, args, info):
+    """The backend the command line asks for, through the one factory (`ppir.infer.backends.make_backend`)."""
+    return make_backend(kind, args.model_dir, info, use_gpu=args.use_gpu, enable_mkldnn=args.enable_mkldnn,
+                        threads=args.cpu_threads, use_tensorrt=args.use_tensorrt, precision=args.precision,
+                        model_file=args.model_file, params_file=getattr(args, "params_file", None))
 
 
 def main(argv=None, backend: str = "paddle", prog: str | None = None) -> int:
@@ -579,7 +572,7 @@ def main(argv=None, backend: str = "paddle", prog: str | None = None) -> int:
         check_save_dir(args, files, names)
     budget = default_budget() if args.max_memory is None else args.max_memory
     with _stdout_to_stderr():  # Paddle's C++ passes print to stdout while building the predictor
-        engine = make_backend(backend, args, info)
+        engine = backend_from_args(backend, args, info)
     restorer = Restorer(engine, info, args.tile, args.tile_overlap, args.tile_blend, args.batch_size, budget)
     if info.fixed_shape:
         n, _, th, tw = info.fixed_shape
