@@ -84,11 +84,10 @@ def export_model(model, save_dir: str, input_shape: Sequence[int] | None = None,
     from paddle.static import InputSpec
 
     from .infer.dygraph import FinalOutput
-    from .models.common import input_channels, shape_problem
+    from .models.common import input_channels, shape_problem, size_rules
 
     model_name = type(model).__name__
-    multiple = int(getattr(model, "size_multiple", 1))
-    min_size = int(getattr(model, "min_size", 0))
+    multiple, min_size = size_rules(model)
     channels = input_channels(model)
     rounding = rounding or DEFAULT_ROUNDING.get(model_name, "nearest")
     if rounding not in ROUNDINGS:

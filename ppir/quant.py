@@ -12,7 +12,7 @@ fp32/fp16/int8 tables.
   would treat as activations (per-tensor uint8 with percentile-clipped ranges, fp32 storage). `optimize_model`
   runs ONNX Runtime's basic graph optimizations (constant folding, Identity removal; standard ops only) first,
   so the weights become initializers and are quantized per channel to int8 (the file shrinks ~3.4x).
-* evaluation: the runners' `Restorer` (padding, tiling, rounding from inference.yml) on each backend, PSNR/SSIM
+* evaluation: the runners' `ImageRestorer` (padding, tiling, rounding from inference.yml) on each backend, PSNR/SSIM
   from `ppir.metrics` on the 8-bit outputs against the 8-bit ground truth, per-image network latency (median).
 
 Used by tools/quant_report.py; the quantized files also run with ``deploy/onnxruntime/infer.py --model_file``.
@@ -28,9 +28,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .data.image_io import read_image
 from .errors import ConfigError, DatasetError, ImageError
 from .infer.backends import make_backend
 from .infer.deploy_info import ONNX_FILENAME, read_deploy_info
+from .infer.loop import Item, find_gt, list_images, restore_items
+from .infer.pipeline import pad_to_size, padded_size, to_network_channels, to_nchw, to_uint8
+from .infer.restorer import ImageRestorer
+from .metrics import PSNR, SSIM
 
 PRECISIONS = ("fp32", "fp16", "int8")
 QUANT_FORMATS = ("QDQ", "QOperator")
@@ -156,8 +161,6 @@ def quantize_int8(src: str, dst: str, calib_inputs: list, percentile: float = 99
 # ------------------------------------------------------------------------------------------------ data
 def find_pairs(lq_dir: str, gt_dir: str, max_images: int = 0) -> list[tuple[str, str]]:
     """(degraded, ground truth) paths matched by name, sorted; DatasetError when nothing pairs up."""
-    from .infer.runner import find_gt, list_images
-
     if not os.path.isdir(lq_dir):
         raise DatasetError(f"{lq_dir}: no such folder of degraded images")
     if not os.path.isdir(gt_dir):
@@ -178,8 +181,6 @@ def find_pairs(lq_dir: str, gt_dir: str, max_images: int = 0) -> list[tuple[str,
 def calibration_inputs(files: list, info, size: int = 128) -> list:
     """Center crops of `size` (rounded up to the network's multiple and minimum), reflect-padded where the image
     is smaller, as 1 x C x s x s float32 arrays: fixed-shape samples for the calibrator."""
-    from .data.image_io import read_image
-    from .infer.pipeline import pad_to_size, padded_size, to_network_channels, to_nchw
 
     s = padded_size(size, info.size_multiple, info.min_size)
     if info.fixed_shape:
@@ -211,48 +212,39 @@ class EvalResult:
 
 def evaluate(backend, info, pairs, label: str, tile: int | None = None, warmup: int = 1, repeat: int = 1,
              reference: list | None = None, keep_outputs: bool = False) -> EvalResult:
-    """Restore every pair's degraded image with `backend`; mean PSNR/SSIM against the ground truth."""
-    from .data.image_io import read_image
-    from .infer.pipeline import to_uint8
-    from .infer.runner import Restorer
-    from .metrics import PSNR, SSIM
-
-    restorer = Restorer(backend, info, tile)
+    """Restore every pair's degraded image with `backend` through the runners' loop; mean PSNR/SSIM against the
+    ground truth, the fastest of `repeat` network runs per image."""
+    restorer = ImageRestorer(backend, info, tile)
     psnr, ssim = PSNR(), SSIM()
-    images = [(read_image(lq), to_uint8(read_image(gt))) for lq, gt in pairs]
-    if warmup and images:
+    if warmup and pairs:
+        first = read_image(pairs[0][0])
         for _ in range(warmup):
-            restorer(images[0][0])
-    scores_p, scores_s, fidelity, times, outputs = [], [], [], [], []
-    for k, (lq, gt) in enumerate(images):
-        x = restorer.network_input(lq)
-        best = float("inf")
-        for _ in range(max(1, repeat)):
-            t0 = time.perf_counter()
-            y = restorer.infer(x)
-            best = min(best, time.perf_counter() - t0)
-        times.append(best)
-        out = restorer.finish(y, *lq.shape[:2])
+            restorer(first)
+    index = {lq: k for k, (lq, _) in enumerate(pairs)}
+    outputs = []
+
+    def score(item, out, gt):
         if out.shape != gt.shape:
-            raise ImageError(f"{pairs[k][1]}: {gt.shape[1]}x{gt.shape[0]} does not match its input "
+            raise ImageError(f"{item.gt_path}: {gt.shape[1]}x{gt.shape[0]} does not match its input "
                              f"{out.shape[1]}x{out.shape[0]}")
-        scores_p.append(psnr(out, gt))
-        scores_s.append(ssim(out, gt))
+        row = {"psnr": psnr(out, gt), "ssim": ssim(out, gt)}
         if reference is not None:
-            fidelity.append(psnr(out, reference[k]))
+            row["fidelity"] = psnr(out, reference[index[item.source]])
         if keep_outputs:
             outputs.append(out)
-    return EvalResult(label, float(np.mean(scores_p)), float(np.mean(scores_s)),
+        return row
+
+    items = [Item(os.path.basename(lq), lq, load=lambda p=lq: read_image(p),
+                  gt=lambda p=gt: to_uint8(read_image(p)), gt_path=gt) for lq, gt in pairs]
+    summary = restore_items(restorer, items, score=score, strict=True, repeat=repeat)
+    fidelity = summary.values("fidelity")
+    return EvalResult(label, float(np.mean(summary.psnr)), float(np.mean(summary.ssim)),
                       float(np.mean(fidelity)) if fidelity else float("nan"),
-                      1000 * float(np.median(times)), outputs=outputs)
+                      1000 * float(np.median(summary.timings.infer)), outputs=outputs)
 
 
 def input_baseline(pairs) -> EvalResult:
     """The degraded inputs scored against the ground truth: what restoration starts from."""
-    from .data.image_io import read_image
-    from .infer.pipeline import to_uint8
-    from .metrics import PSNR, SSIM
-
     psnr, ssim = PSNR(), SSIM()
     ps, ss = [], []
     for lq, gt in pairs:

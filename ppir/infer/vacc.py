@@ -11,7 +11,7 @@ recipes). The host side is shared line for line by both backends (`VaccPipeline`
         -> RGB -> BGR (`ppir.infer.pipeline.to_uint8`, the rounding every ppir runner uses).
 
 ``--mode tile`` instead restores the image at full resolution in tiles of the compiled shape
-(`ppir.infer.runner.Restorer` with a fixed-shape `DeployInfo`, the same tiling as the other runners).
+(`ppir.infer.restorer.ImageRestorer` with a fixed-shape `DeployInfo`, the same tiling as the other runners).
 
 `VaccBackend` (in `ppir.infer.backends`, built by ``make_backend("vacc", ...)``) imports ``vaststreamx`` lazily:
 the SDK is not on PyPI and comes with the card's driver, so a machine without it gets one clear line naming it
@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from ..errors import ImageError
-from .backends import (MODEL_SUFFIXES, SDK_MISSING, SDK_MODULE, BackendError, VaccBackend,  # noqa: F401 - here
-                       denormalize, import_vaststreamx, make_backend, normalize, vdsp_params)  # for old imports
+from .backends import BackendError, make_backend, normalize
+from .backends import vdsp_params  # noqa: F401 - vacc_build imports it from here
 from .deploy_info import INFO_FILENAME, ONNX_FILENAME, DeployInfo, read_deploy_info
 from .pipeline import ROUNDINGS, to_uint8
+from .loop import average_line, file_items, final_line, list_images, pixel_scores, restore_items, score_text
+from .outputs import NAME_RULE, output_names
+from .restorer import ImageRestorer
 
 # --------------------------------------------------------------------------------------- shared pre/post
 def read_bgr(path: str) -> np.ndarray:
@@ -82,21 +84,14 @@ def onnx_input_shape(path: str) -> list:
 
 
 # ------------------------------------------------------------------------------------------------- loop
-@dataclass
-class VaccResult:
-    files: list = field(default_factory=list)
-    psnr: list = field(default_factory=list)
-    ssim: list = field(default_factory=list)
-    pre_s: list = field(default_factory=list)
-    infer_s: list = field(default_factory=list)
-    post_s: list = field(default_factory=list)
-    failures: int = 0
-
-
 class VaccPipeline:
-    """Image file in, restored 8-bit BGR image out, with any backend of a fixed H x W (see module docstring)."""
+    """8-bit BGR image in, restored 8-bit image out, with any backend of a fixed H x W (see module docstring).
+
+    `__call__` gives the BGR result and its (pre, infer, post) seconds; `prepare`/`run`/`finish` are the engine
+    interface of the shared loop (`ppir.infer.loop`), whose results are RGB like every other runner's."""
 
     MODES = ("resize", "tile")
+    images_per_call = 1
 
     def __init__(self, backend, height: int, width: int, rounding: str = "nearest", mode: str = "resize",
                  tile_overlap: int = 32):
@@ -108,28 +103,36 @@ class VaccPipeline:
         self.rounding, self.mode = rounding, mode
         self.restorer = None
         if mode == "tile":
-            from .runner import Restorer
-
             info = DeployInfo(model_name="vacc", input_shape=[1, 3, self.height, self.width], rounding=rounding,
                               tile_overlap=min(int(tile_overlap), min(self.height, self.width) - 1))
-            self.restorer = Restorer(backend, info)
+            self.restorer = ImageRestorer(backend, info)
+
+    def prepare(self, img_bgr: np.ndarray, name: str | None = None):
+        """(prepared input, None): the compiled-size uint8 RGB batch, or (tile mode) the restorer's input."""
+        if self.restorer is not None:
+            rgb = cv2.cvtColor(img_bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+            return self.restorer.prepare(rgb, name)[0], None
+        return preprocess(img_bgr, self.height, self.width), None
+
+    def run(self, prepared: list, key=None) -> list:
+        if self.restorer is not None:
+            return self.restorer.run(prepared, None)
+        return [run_uint8(self.backend, x) for x in prepared]
+
+    def finish(self, y: np.ndarray, img_bgr: np.ndarray) -> np.ndarray:
+        """RGB uint8: the compiled size (resize mode) or the input's (tile mode)."""
+        if self.restorer is not None:
+            return self.restorer.finish(y, img_bgr)
+        return np.ascontiguousarray(postprocess(y, self.rounding)[:, :, ::-1])
 
     def __call__(self, img_bgr: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float]]:
         """(restored BGR uint8, (pre, infer, post) seconds). Resize mode: the compiled size; tile: the input's."""
         t0 = time.perf_counter()
-        if self.restorer is not None:
-            rgb = cv2.cvtColor(img_bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-            x = self.restorer.network_input(rgb)
-            t1 = time.perf_counter()
-            y = self.restorer.infer(x)
-            t2 = time.perf_counter()
-            out = np.ascontiguousarray(self.restorer.finish(y, *img_bgr.shape[:2])[:, :, ::-1])
-        else:
-            x = preprocess(img_bgr, self.height, self.width)
-            t1 = time.perf_counter()
-            y = run_uint8(self.backend, x)
-            t2 = time.perf_counter()
-            out = postprocess(y, self.rounding)
+        x, _ = self.prepare(img_bgr)
+        t1 = time.perf_counter()
+        y, = self.run([x])
+        t2 = time.perf_counter()
+        out = np.ascontiguousarray(self.finish(y, img_bgr)[:, :, ::-1])
         return out, (t1 - t0, t2 - t1, time.perf_counter() - t2)
 
     def reference(self, gt_bgr: np.ndarray) -> np.ndarray:
@@ -155,7 +158,10 @@ def build_parser(prog: str | None = None):
                "--gt_dir), then 'avg psnr: <x>, avg ssim: <y>' and the mean latencies. With --mode resize "
                "(the seed protocol) the ground truth is resized to the compiled shape with INTER_AREA, so the "
                "numbers are not comparable with full-resolution ones; --mode tile restores at full resolution in "
-               "tiles of the compiled shape.\n\nExamples:\n"
+               "tiles of the compiled shape. "
+               f"Saving: {NAME_RULE}; a --save_dir equal to or inside --image_dir/--gt_dir, or one where a result "
+               "would replace an input, is refused unless --overwrite. An image without a usable ground truth is "
+               "still restored and saved, named on stderr and counted in the last line (exit 1).\n\nExamples:\n"
                "  python deploy/vacc/infer.py --model_prefix deploy_weights/hinet_sidd_int8/mod --image_dir noisy/ "
                "--gt_dir clean/\n"
                "  python deploy/vacc/infer.py --backend onnxruntime --model_prefix inference/hinet_vacc/model.onnx "
@@ -166,7 +172,10 @@ def build_parser(prog: str | None = None):
              "onnxruntime: an .onnx file (or an export folder holding model.onnx)")
     add("--image_dir", required=True, help="an image file or a folder of images")
     add("--gt_dir", default=None, help="ground truth with the same file names: PSNR/SSIM per image")
-    add("--save_dir", default="output/vacc", help="folder for the restored PNGs (default: %(default)s; '' for none)")
+    add("--save_dir", default="output/vacc", help="folder for the restored PNGs (default: %(default)s; '' for none; "
+        "never the input folder unless --overwrite)")
+    add("--overwrite", action="store_true",
+        help="allow --save_dir to be (inside) the input or ground-truth folder, replacing inputs")
     add("--backend", choices=("vacc", "onnxruntime"), default="vacc",
         help="vacc: the card through vaststreamx (default); onnxruntime: the CPU stand-in")
     add("--vdsp_params", default=None,
@@ -248,13 +257,17 @@ def backend_from_args(args):
     return backend, shape[0], shape[1]
 
 
+def print_line(item, restored, scores, saved) -> None:
+    """'image: <name>[, saved: <path>][, psnr: <x>, ssim: <y>]'."""
+    fields = [f"image: {item.name}"] + ([f"saved: {saved}"] if saved else []) + ([score_text(scores)] if scores else [])
+    print(", ".join(fields), flush=True)
+
+
 def main(argv=None, prog: str | None = None) -> int:
     import sys
 
-    from ..data.image_io import write_image
     from ..errors import ConfigError
-    from ..metrics import PSNR, SSIM
-    from .runner import find_gt, list_images
+    from .runner import check_save_dir
 
     args = build_parser(prog).parse_args(argv)
     if args.gt_dir and not os.path.exists(args.gt_dir):
@@ -262,72 +275,26 @@ def main(argv=None, prog: str | None = None) -> int:
     if args.tile_overlap < 0:
         raise ConfigError(f"--tile_overlap must be >= 0, got {args.tile_overlap}")
     files = list_images(args.image_dir)
+    names = output_names(files)
+    if args.save_dir:
+        check_save_dir(args, files, names)  # no input replaced, a writable folder: before any work
     rounding, source = _find_rounding(args)
     backend, height, width = backend_from_args(args)  # vacc without the SDK: one line naming vaststreamx
     print(f"note: rounding {rounding} ({source}), mode {args.mode}", file=sys.stderr)
     pipe = VaccPipeline(backend, height, width, rounding, args.mode, args.tile_overlap)
-    psnr, ssim = PSNR(), SSIM()
-    res = VaccResult()
+    items = file_items(files, args.gt_dir, args.save_dir, names, read=read_bgr,
+                       read_gt=lambda path: pipe.reference(read_bgr(path))[:, :, ::-1])
     try:
-        for path in files:
-            name = os.path.basename(path)
-            try:
-                img = read_bgr(path)
-                out, (pre, infer, post) = pipe(img)
-            except ImageError as e:
-                res.failures += 1
-                print(f"error: {e}", file=sys.stderr, flush=True)
-                continue
-            except Exception as e:  # noqa: BLE001 - one image failing must not stop the run
-                res.failures += 1
-                msg = (str(e).strip().splitlines() or [""])[0][:300]
-                print(f"error: {path}: inference failed ({type(e).__name__}: {msg})", file=sys.stderr, flush=True)
-                continue
-            res.files.append(path)
-            res.pre_s.append(pre)
-            res.infer_s.append(infer)
-            res.post_s.append(post)
-            fields = [f"image: {name}"]
-            if args.save_dir:
-                saved = os.path.join(args.save_dir, os.path.splitext(name)[0] + ".png")
-                try:
-                    write_image(saved, out[:, :, ::-1])
-                except (OSError, ImageError) as e:
-                    res.failures += 1
-                    print(f"error: {saved}: cannot write: {getattr(e, 'strerror', None) or e}", file=sys.stderr)
-                    continue
-                fields.append(f"saved: {saved}")
-            if args.gt_dir:
-                gt_path = find_gt(args.gt_dir, path)
-                if gt_path is None:
-                    res.failures += 1
-                    print(f"error: {path}: no ground truth named like it in {args.gt_dir}", file=sys.stderr)
-                    continue
-                try:
-                    gt = pipe.reference(read_bgr(gt_path))
-                except ImageError as e:
-                    res.failures += 1
-                    print(f"error: {e}", file=sys.stderr)
-                    continue
-                if gt.shape != out.shape:
-                    res.failures += 1
-                    print(f"error: {gt_path}: {gt.shape[1]}x{gt.shape[0]} does not match the output "
-                          f"{out.shape[1]}x{out.shape[0]}", file=sys.stderr)
-                    continue
-                p_val, s_val = psnr(out[:, :, ::-1], gt[:, :, ::-1]), ssim(out[:, :, ::-1], gt[:, :, ::-1])
-                res.psnr.append(p_val)
-                res.ssim.append(s_val)
-                fields += [f"psnr: {p_val:.4f}", f"ssim: {s_val:.4f}"]
-            print(", ".join(fields), flush=True)
+        summary = restore_items(pipe, items, score=pixel_scores() if args.gt_dir else None, report=print_line)
     finally:
         if hasattr(backend, "close"):
             backend.close()
-    if res.psnr:
-        print(f"avg psnr: {np.mean(res.psnr):.4f}, avg ssim: {np.mean(res.ssim):.4f}", flush=True)
-    if res.infer_s:
+    if summary.psnr:
+        print(average_line(summary), flush=True)
+    t = summary.timings
+    if t.infer:
         ms = lambda v: f"{1000 * float(np.mean(v)):.2f}"  # noqa: E731
-        print(f"avg time (ms): preprocess {ms(res.pre_s)}, inference {ms(res.infer_s)}, "
-              f"postprocess {ms(res.post_s)} ({backend.name}, {len(res.infer_s)} image(s))", flush=True)
-    print(f"restored {len(res.files)} of {len(files)} image(s)" + (f" into {args.save_dir}" if args.save_dir else "")
-          + (f"; {res.failures} problem(s) reported above" if res.failures else ""), file=sys.stderr)
-    return 1 if res.failures or not res.files else 0
+        print(f"avg time (ms): preprocess {ms(t.pre)}, inference {ms(t.infer)}, postprocess {ms(t.post)} "
+              f"({backend.name}, {len(t.infer)} image(s))", flush=True)
+    print(final_line(summary, len(files), args.save_dir), file=sys.stderr)
+    return 1 if summary.problems or summary.done == 0 else 0

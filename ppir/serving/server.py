@@ -18,6 +18,7 @@ import sys
 from ..errors import ConfigError
 from ..infer.backends import BackendError, make_backend, warm_up, warmup_input
 from ..infer.deploy_info import read_deploy_info
+from ..infer.restorer import ImageRestorer
 
 DEFAULT_MAX_PIXELS = 4096 * 4096  # deploy/serving/server.py repeats it (it runs before ppir may be imported)
 DEFAULT_QUEUE_SIZE = 64  # a burst of a few dozen clients waits its turn instead of being refused
@@ -95,12 +96,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def make_restorer(args, info, threads: int):
-    """One backend + Restorer for a predictor thread, warmed up (`--warmup` runs on a small input)."""
-    from ..infer.runner import Restorer
-
+    """One backend + ImageRestorer for a predictor thread, warmed up (`--warmup` runs on a small input)."""
     backend = make_backend(args.backend, args.model_dir, info, use_gpu=args.use_gpu, threads=threads,
                            enable_mkldnn=args.enable_mkldnn, model_file=args.model_file)
-    restorer = Restorer(backend, info, args.tile, args.tile_overlap)
+    restorer = ImageRestorer(backend, info, args.tile, args.tile_overlap)
     if args.warmup > 0:
         try:
             warm_up(backend, info, args.warmup, side=32)
