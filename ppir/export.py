@@ -19,8 +19,8 @@ import numpy as np
 
 from .config import register_section
 from .infer.backends import BackendError, make_backend, read_onnx_model
-from .infer.deploy_info import (INFO_FILENAME, INPUT_NAME, MODEL_FILENAME, ONNX_FILENAME, PARAMS_FILENAME,  # noqa: F401
-                                DeployInfo, ExportError, read_deploy_info, write_deploy_info)
+from .infer.deploy_info import (INPUT_NAME, MODEL_FILENAME, PARAMS_FILENAME, DeployInfo, ExportError,
+                                read_deploy_info, write_deploy_info)
 from .infer.pipeline import ROUNDINGS
 from .paths import output_dir_problem, output_file_problem
 
