@@ -23,6 +23,9 @@ import contextlib
 import logging
 import os
 import platform
+import shutil
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -48,8 +51,6 @@ class QuantError(ConfigError):
 # ---------------------------------------------------------------------------------------------- models
 def convert_fp16(src: str, dst: str) -> str:
     """Write an fp16 copy of an ONNX model whose inputs and outputs stay float32."""
-    import tempfile
-
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -82,8 +83,6 @@ class _Reader:
 @contextlib.contextmanager
 def _quiet_ort_quantization():
     """ONNX Runtime's quantizer logs advice and prints progress on stdout; keep stdout for the report."""
-    import sys
-
     import onnxruntime
 
     logger = logging.getLogger()
@@ -135,8 +134,6 @@ def quantize_int8(src: str, dst: str, calib_inputs: list, percentile: float = 99
     class Reader(_Reader, CalibrationDataReader):
         pass
 
-    import tempfile
-
     tmp_dir = tempfile.mkdtemp(prefix="ppir_quant_")
     try:
         with _quiet_ort_quantization():
@@ -152,8 +149,6 @@ def quantize_int8(src: str, dst: str, calib_inputs: list, percentile: float = 99
         msg = (str(e).strip().splitlines() or [""])[0][:300]
         raise QuantError(f"{src}: int8 quantization failed ({type(e).__name__}: {msg})") from None
     finally:
-        import shutil
-
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return dst
 

@@ -20,6 +20,7 @@ from typing import Iterator
 
 import numpy as np
 import paddle
+from tqdm import tqdm
 
 from ..data.image_io import write_image
 from ..errors import ConfigError
@@ -117,8 +118,6 @@ def evaluate(model: paddle.nn.Layer, dataset, metrics, *, tile: int = 0, tile_ov
     t0 = time.time()
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=n, desc=desc, unit="img", leave=False, dynamic_ncols=True)
 
     def score(item, restored, gt):

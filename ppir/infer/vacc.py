@@ -19,13 +19,15 @@ the SDK is not on PyPI and comes with the card's driver, so a machine without it
 """
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 import time
 
 import cv2
 import numpy as np
 
-from ..errors import ImageError
+from ..errors import ConfigError, ImageError
 from .backends import BackendError, make_backend, normalize
 from .backends import vdsp_params  # noqa: F401 - vacc_build imports it from here
 from .deploy_info import INFO_FILENAME, ONNX_FILENAME, DeployInfo, read_deploy_info
@@ -33,6 +35,7 @@ from .pipeline import ROUNDINGS, to_uint8
 from .loop import average_line, file_items, final_line, list_images, pixel_scores, restore_items, score_text
 from .outputs import NAME_RULE, output_names
 from .restorer import ImageRestorer
+from .runner import check_save_dir
 
 # --------------------------------------------------------------------------------------- shared pre/post
 def read_bgr(path: str) -> np.ndarray:
@@ -145,8 +148,6 @@ class VaccPipeline:
 
 # ------------------------------------------------------------------------------------------ command line
 def build_parser(prog: str | None = None):
-    import argparse
-
     p = argparse.ArgumentParser(
         prog=prog,
         description="Restore images with a network compiled for a VastAI VACC card (vaststreamx runtime), or with "
@@ -196,8 +197,6 @@ def build_parser(prog: str | None = None):
 
 
 def _parse_shape(text: str) -> tuple[int, int]:
-    from ..errors import ConfigError
-
     try:
         h, w = (int(v) for v in text.lower().replace(",", "x").split("x"))
     except ValueError:
@@ -222,10 +221,6 @@ def _find_rounding(args) -> tuple[str, str]:
 
 def backend_from_args(args):
     """(backend, compiled height, width) for the command line's --backend."""
-    import sys
-
-    from ..errors import ConfigError
-
     if args.backend == "vacc":
         backend = make_backend("vacc", args.model_prefix, vdsp_params=args.vdsp_params, device_id=args.device_id)
         _, _, h, w = backend.fixed_shape
@@ -264,11 +259,6 @@ def print_line(item, restored, scores, saved) -> None:
 
 
 def main(argv=None, prog: str | None = None) -> int:
-    import sys
-
-    from ..errors import ConfigError
-    from .runner import check_save_dir
-
     args = build_parser(prog).parse_args(argv)
     if args.gt_dir and not os.path.exists(args.gt_dir):
         raise ImageError(f"{args.gt_dir}: no such ground-truth file or folder")
