@@ -73,8 +73,9 @@ def test_tiled_output_within_005_db_of_full_frame_1280x720(frame):
 
 
 def test_auto_tiling_keeps_the_005_db_criterion(frame, monkeypatch):
-    """Over the memory budget, ImageRestorer on a dygraph model (tools/predict.py) tiles on its own, says so, and stays within the
-    documented 0.05 dB of the whole frame. The network's need is fixed at 2000 bytes/pixel so the tile is known:
+    """Over the memory budget, ImageRestorer on a dygraph model (tools/predict.py) tiles on its own, says so, and
+    stays within the documented 0.05 dB of the whole frame. The network's need is fixed at 2000 bytes/pixel so the
+    tile is known:
     sqrt((220 MiB - 96 B x 921600 px) / 2000) = 266 -> 264 (a multiple of 4)."""
     from ppir.infer import memory
 
