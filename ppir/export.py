@@ -1,11 +1,5 @@
-"""Exporting a network for deployment, and the `inference.yml` every runner reads.
-
-An export directory holds::
-
-    inference.json        the static program (Paddle 3 PIR format), input `x`: N x C x H x W float32 RGB [0, 1]
-    inference.pdiparams   its weights
-    inference.yml         what a runner needs to know about the network (see `DeployInfo`)
-    model.onnx            (optional) written by tools/export_onnx.py
+"""Exporting a network for deployment: the static program plus the `inference.yml` every runner reads (its
+layout, `DeployInfo` and the file names live in `ppir.infer.deploy_info`, which this module writes through).
 
 The exported program returns only the final restored image (HINet's stage 2, MIMO-UNet's full scale, see
 `ppir.infer.pipeline.final_output`), unclipped. Pre/post-processing stays outside the program, in
@@ -13,7 +7,6 @@ The exported program returns only the final restored image (HINet's stage 2, MIM
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import os
 import subprocess
@@ -21,122 +14,13 @@ import sys
 from typing import Any, Sequence
 
 import numpy as np
-import yaml
 
-from .errors import PPIRError
+from .infer.backends import BackendError, make_backend, read_onnx_model
+from .infer.deploy_info import (INPUT_NAME, MODEL_FILENAME, PARAMS_FILENAME, DeployInfo, ExportError,
+                                read_deploy_info, write_deploy_info)
 from .infer.pipeline import ROUNDINGS
 from .models.common import padded_size
 from .paths import output_dir_problem, output_file_problem
-
-MODEL_FILENAME = "inference.json"
-PARAMS_FILENAME = "inference.pdiparams"
-INFO_FILENAME = "inference.yml"
-ONNX_FILENAME = "model.onnx"
-INPUT_NAME = "x"
-INFO_VERSION = 1
-
-
-class ExportError(PPIRError):
-    """Exporting or converting a network failed, or the converted program disagrees with its source."""
-
-
-@dataclasses.dataclass
-class DeployInfo:
-    """The content of inference.yml: everything a runner needs besides the program itself."""
-
-    model_name: str  # registry name, e.g. "HINet"
-    size_multiple: int = 1  # H and W fed to the program must be multiples of this ...
-    min_size: int = 0  # ... and at least this
-    in_channels: int = 3
-    input_name: str = INPUT_NAME
-    input_shape: list = dataclasses.field(default_factory=lambda: [None, 3, None, None])
-    rounding: str = "nearest"  # "half_up": clip, +0.5/255, x255, truncate (MIMO-UNet's convention)
-    tile: int = 0
-    tile_overlap: int = 32
-    image_wide: str = ""  # what makes tiled output inexact (ModelFacts.image_wide); "" when tiling is exact
-    vacc_problem: str = ""  # why this export does not fit the network's VACC recipe; "" when it does
-    model_file: str = MODEL_FILENAME
-    params_file: str = PARAMS_FILENAME
-    source: dict = dataclasses.field(default_factory=dict)  # config, weights, model arguments
-
-    @property
-    def fixed_shape(self) -> list | None:
-        """[N, C, H, W] when the program was exported with a fixed input shape, else None."""
-        shape = list(self.input_shape)
-        return shape if all(isinstance(d, int) and d > 0 for d in shape) else None
-
-    def to_yaml_dict(self) -> dict:
-        return {
-            "version": INFO_VERSION,
-            "model": {"name": self.model_name, "size_multiple": self.size_multiple, "min_size": self.min_size,
-                      "source": self.source, "vacc_problem": self.vacc_problem},
-            "program": {"model_file": self.model_file, "params_file": self.params_file,
-                        "input_name": self.input_name, "input_shape": list(self.input_shape),
-                        "output": "final restored image, unclipped"},
-            "preprocess": {"read": "OpenCV, BGR -> RGB (gray -> 3 channels, alpha dropped, 16-bit scaled)",
-                           "scale": "1/255", "layout": "NCHW", "in_channels": self.in_channels,
-                           "pad": f"reflect to a multiple of {self.size_multiple}, at least {self.min_size}"},
-            "postprocess": {"crop": "back to the input size", "clip": [0.0, 1.0], "rounding": self.rounding,
-                            "write": "x255, RGB -> BGR, OpenCV"},
-            "tiling": {"tile": self.tile, "tile_overlap": self.tile_overlap, "image_wide": self.image_wide},
-        }
-
-
-def _fail_info(path, why):
-    return ExportError(f"{path}: {why}; re-export the model with tools/export_model.py")
-
-
-def read_deploy_info(model_dir: str, filename: str = INFO_FILENAME) -> DeployInfo:
-    """Read `<model_dir>/inference.yml`; ExportError (one line) when it is missing or malformed."""
-    path = os.path.join(model_dir, filename)
-    if not os.path.isfile(path):
-        raise ExportError(f"{path}: no such file; every runner needs the inference.yml that "
-                          f"tools/export_model.py writes beside the program")
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError) as e:
-        raise _fail_info(path, f"cannot read it ({str(e).splitlines()[0]})") from None
-    try:
-        model, program = data["model"], data["program"]
-        pre, post, tiling = data.get("preprocess", {}), data.get("postprocess", {}), data.get("tiling", {})
-        info = DeployInfo(
-            model_name=str(model["name"]), size_multiple=int(model["size_multiple"]),
-            min_size=int(model.get("min_size", 0)), in_channels=int(pre.get("in_channels", 3)),
-            input_name=str(program.get("input_name", INPUT_NAME)),
-            input_shape=[None if d is None else int(d) for d in program.get("input_shape", [None, 3, None, None])],
-            rounding=str(post.get("rounding", "nearest")), tile=int(tiling.get("tile", 0) or 0),
-            tile_overlap=int(tiling.get("tile_overlap", 32)), image_wide=str(tiling.get("image_wide") or ""),
-            vacc_problem=str(model.get("vacc_problem") or ""),
-            model_file=str(program.get("model_file", MODEL_FILENAME)),
-            params_file=str(program.get("params_file", PARAMS_FILENAME)), source=dict(model.get("source") or {}))
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise _fail_info(path, f"malformed ({type(e).__name__}: {e})") from None
-    if info.rounding not in ROUNDINGS:
-        raise _fail_info(path, f"postprocess.rounding must be one of {', '.join(ROUNDINGS)}, got {info.rounding!r}")
-    if len(info.input_shape) != 4:
-        raise _fail_info(path, f"program.input_shape must have 4 entries, got {info.input_shape}")
-    return info
-
-
-class _InfoDumper(yaml.SafeDumper):
-    """Mappings in block style, short lists ([N, C, H, W], [0, 1]) inline."""
-
-
-_InfoDumper.add_representer(
-    list, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True))
-
-
-def write_deploy_info(info: DeployInfo, model_dir: str) -> str:
-    path = os.path.join(model_dir, INFO_FILENAME)
-    header = ("# Written by ppir.export: read by deploy/inference_python/infer.py, deploy/onnxruntime/infer.py and\n"
-              "# every ppir runner (pre/post-processing and tiling come from here, not from per-model code).\n")
-    text = header + yaml.dump(info.to_yaml_dict(), Dumper=_InfoDumper, sort_keys=False, width=120)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
 
 
 # --------------------------------------------------------------------------------------------- export
@@ -178,7 +62,7 @@ def export_model(model, save_dir: str, input_shape: Sequence[int] | None = None,
     (the runners then feed tiles of exactly that size). `rounding` and `tile_overlap` default to the
     network's own facts (`ppir.models.common.model_facts`), which inference.yml carries to the runners.
     """
-    import paddle
+    import paddle  # paddle and the modules built on it load only when a model is exported
     from paddle.static import InputSpec
 
     from .infer.dygraph import FinalOutput
@@ -285,8 +169,6 @@ def run_paddle2onnx(model_dir: str, save_file: str, opset_version: int = 13, mod
 
 def check_onnx_dynamic(onnx_path: str, info: DeployInfo) -> None:
     """The ONNX input must be named like the Paddle input and keep H and W dynamic unless exported fixed."""
-    from .infer.backends import BackendError, read_onnx_model
-
     try:
         model = read_onnx_model(onnx_path)
     except BackendError as e:
@@ -305,14 +187,11 @@ def load_paddle_program(model_dir: str, model_filename: str | None = None, param
     """A Paddle Inference predictor (oneDNN off unless asked) on the export; ExportError when it does not load.
 
     Run before paddle2onnx too: paddle2onnx 2.1.0 converts a truncated .pdiparams without complaint."""
-    from .infer.backends import BackendError, PaddleInferenceBackend
-
     info = info or read_deploy_info(model_dir)
     try:
-        return PaddleInferenceBackend(
-            model_dir, info, enable_mkldnn=enable_mkldnn,
-            model_file=os.path.join(model_dir, model_filename) if model_filename else None,
-            params_file=os.path.join(model_dir, params_filename) if params_filename else None)
+        return make_backend("paddle", model_dir, info, enable_mkldnn=enable_mkldnn,
+                            model_file=os.path.join(model_dir, model_filename) if model_filename else None,
+                            params_file=os.path.join(model_dir, params_filename) if params_filename else None)
     except BackendError as e:
         raise ExportError(f"{e}; is the export complete and uncorrupted? Re-export with tools/export_model.py") \
             from None
@@ -333,13 +212,11 @@ def verify_onnx(model_dir: str, onnx_path: str, tolerance: float = 1e-4, seed: i
     activations explode reach 3e-3 honestly (full-size MIRNet with Paddle's default init: outputs ~1e11, and
     oneDNN disagrees by as much), while conversion faults (a wrong LeakyReLU slope, a scaled weight) stay
     far above the floor."""
-    from .infer.backends import BackendError, OnnxRuntimeBackend
-
     info = read_deploy_info(model_dir)
     check_onnx_dynamic(onnx_path, info)
     paddle_backend = load_paddle_program(model_dir, model_filename, params_filename, info)
     try:
-        ort_backend = OnnxRuntimeBackend(onnx_path, info, check_precision=False)
+        ort_backend = make_backend("onnxruntime", model_dir, info, model_file=onnx_path, check_precision=False)
     except BackendError as e:
         raise ExportError(str(e)) from None
     rng = np.random.default_rng(seed)

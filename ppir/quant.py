@@ -12,7 +12,7 @@ fp32/fp16/int8 tables.
   would treat as activations (per-tensor uint8 with percentile-clipped ranges, fp32 storage). `optimize_model`
   runs ONNX Runtime's basic graph optimizations (constant folding, Identity removal; standard ops only) first,
   so the weights become initializers and are quantized per channel to int8 (the file shrinks ~3.4x).
-* evaluation: the runners' `Restorer` (padding, tiling, rounding from inference.yml) on each backend, PSNR/SSIM
+* evaluation: the runners' `ImageRestorer` (padding, tiling, rounding from inference.yml) on each backend, PSNR/SSIM
   from `ppir.metrics` on the 8-bit outputs against the 8-bit ground truth, per-image network latency (median).
 
 Used by tools/quant_report.py; the quantized files also run with ``deploy/onnxruntime/infer.py --model_file``.
@@ -23,12 +23,22 @@ import contextlib
 import logging
 import os
 import platform
+import shutil
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .data.image_io import read_image
 from .errors import ConfigError, DatasetError, ImageError
+from .infer.backends import make_backend
+from .infer.deploy_info import ONNX_FILENAME, read_deploy_info
+from .infer.loop import Item, find_gt, list_images, restore_items
+from .infer.pipeline import pad_to_size, padded_size, to_network_channels, to_nchw, to_uint8
+from .infer.restorer import ImageRestorer
+from .metrics import PSNR, SSIM
 
 PRECISIONS = ("fp32", "fp16", "int8")
 QUANT_FORMATS = ("QDQ", "QOperator")
@@ -41,8 +51,6 @@ class QuantError(ConfigError):
 # ---------------------------------------------------------------------------------------------- models
 def convert_fp16(src: str, dst: str) -> str:
     """Write an fp16 copy of an ONNX model whose inputs and outputs stay float32."""
-    import tempfile
-
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -75,8 +83,6 @@ class _Reader:
 @contextlib.contextmanager
 def _quiet_ort_quantization():
     """ONNX Runtime's quantizer logs advice and prints progress on stdout; keep stdout for the report."""
-    import sys
-
     import onnxruntime
 
     logger = logging.getLogger()
@@ -128,8 +134,6 @@ def quantize_int8(src: str, dst: str, calib_inputs: list, percentile: float = 99
     class Reader(_Reader, CalibrationDataReader):
         pass
 
-    import tempfile
-
     tmp_dir = tempfile.mkdtemp(prefix="ppir_quant_")
     try:
         with _quiet_ort_quantization():
@@ -145,8 +149,6 @@ def quantize_int8(src: str, dst: str, calib_inputs: list, percentile: float = 99
         msg = (str(e).strip().splitlines() or [""])[0][:300]
         raise QuantError(f"{src}: int8 quantization failed ({type(e).__name__}: {msg})") from None
     finally:
-        import shutil
-
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return dst
 
@@ -154,8 +156,6 @@ def quantize_int8(src: str, dst: str, calib_inputs: list, percentile: float = 99
 # ------------------------------------------------------------------------------------------------ data
 def find_pairs(lq_dir: str, gt_dir: str, max_images: int = 0) -> list[tuple[str, str]]:
     """(degraded, ground truth) paths matched by name, sorted; DatasetError when nothing pairs up."""
-    from .infer.runner import find_gt, list_images
-
     if not os.path.isdir(lq_dir):
         raise DatasetError(f"{lq_dir}: no such folder of degraded images")
     if not os.path.isdir(gt_dir):
@@ -176,8 +176,6 @@ def find_pairs(lq_dir: str, gt_dir: str, max_images: int = 0) -> list[tuple[str,
 def calibration_inputs(files: list, info, size: int = 128) -> list:
     """Center crops of `size` (rounded up to the network's multiple and minimum), reflect-padded where the image
     is smaller, as 1 x C x s x s float32 arrays: fixed-shape samples for the calibrator."""
-    from .data.image_io import read_image
-    from .infer.pipeline import pad_to_size, padded_size, to_network_channels, to_nchw
 
     s = padded_size(size, info.size_multiple, info.min_size)
     if info.fixed_shape:
@@ -209,48 +207,39 @@ class EvalResult:
 
 def evaluate(backend, info, pairs, label: str, tile: int | None = None, warmup: int = 1, repeat: int = 1,
              reference: list | None = None, keep_outputs: bool = False) -> EvalResult:
-    """Restore every pair's degraded image with `backend`; mean PSNR/SSIM against the ground truth."""
-    from .data.image_io import read_image
-    from .infer.pipeline import to_uint8
-    from .infer.runner import Restorer
-    from .metrics import PSNR, SSIM
-
-    restorer = Restorer(backend, info, tile)
+    """Restore every pair's degraded image with `backend` through the runners' loop; mean PSNR/SSIM against the
+    ground truth, the fastest of `repeat` network runs per image."""
+    restorer = ImageRestorer(backend, info, tile)
     psnr, ssim = PSNR(), SSIM()
-    images = [(read_image(lq), to_uint8(read_image(gt))) for lq, gt in pairs]
-    if warmup and images:
+    if warmup and pairs:
+        first = read_image(pairs[0][0])
         for _ in range(warmup):
-            restorer(images[0][0])
-    scores_p, scores_s, fidelity, times, outputs = [], [], [], [], []
-    for k, (lq, gt) in enumerate(images):
-        x = restorer.network_input(lq)
-        best = float("inf")
-        for _ in range(max(1, repeat)):
-            t0 = time.perf_counter()
-            y = restorer.infer(x)
-            best = min(best, time.perf_counter() - t0)
-        times.append(best)
-        out = restorer.finish(y, *lq.shape[:2])
+            restorer(first)
+    index = {lq: k for k, (lq, _) in enumerate(pairs)}
+    outputs = []
+
+    def score(item, out, gt):
         if out.shape != gt.shape:
-            raise ImageError(f"{pairs[k][1]}: {gt.shape[1]}x{gt.shape[0]} does not match its input "
+            raise ImageError(f"{item.gt_path}: {gt.shape[1]}x{gt.shape[0]} does not match its input "
                              f"{out.shape[1]}x{out.shape[0]}")
-        scores_p.append(psnr(out, gt))
-        scores_s.append(ssim(out, gt))
+        row = {"psnr": psnr(out, gt), "ssim": ssim(out, gt)}
         if reference is not None:
-            fidelity.append(psnr(out, reference[k]))
+            row["fidelity"] = psnr(out, reference[index[item.source]])
         if keep_outputs:
             outputs.append(out)
-    return EvalResult(label, float(np.mean(scores_p)), float(np.mean(scores_s)),
+        return row
+
+    items = [Item(os.path.basename(lq), lq, load=lambda p=lq: read_image(p),
+                  gt=lambda p=gt: to_uint8(read_image(p)), gt_path=gt) for lq, gt in pairs]
+    summary = restore_items(restorer, items, score=score, strict=True, repeat=repeat)
+    fidelity = summary.values("fidelity")
+    return EvalResult(label, float(np.mean(summary.psnr)), float(np.mean(summary.ssim)),
                       float(np.mean(fidelity)) if fidelity else float("nan"),
-                      1000 * float(np.median(times)), outputs=outputs)
+                      1000 * float(np.median(summary.timings.infer)), outputs=outputs)
 
 
 def input_baseline(pairs) -> EvalResult:
     """The degraded inputs scored against the ground truth: what restoration starts from."""
-    from .data.image_io import read_image
-    from .infer.pipeline import to_uint8
-    from .metrics import PSNR, SSIM
-
     psnr, ssim = PSNR(), SSIM()
     ps, ss = [], []
     for lq, gt in pairs:
@@ -286,9 +275,6 @@ def run_report(s: ReportSettings, log=print) -> tuple[list[EvalResult], dict]:
     """Convert, quantize, evaluate; (rows, facts for the header)."""
     import onnxruntime
 
-    from .export import ONNX_FILENAME, read_deploy_info
-    from .infer.backends import OnnxRuntimeBackend
-
     info = read_deploy_info(s.model_dir)
     fp32_path = os.path.join(s.model_dir, ONNX_FILENAME)
     if not os.path.isfile(fp32_path):
@@ -322,7 +308,8 @@ def run_report(s: ReportSettings, log=print) -> tuple[list[EvalResult], dict]:
     rows = [input_baseline(pairs)]
     reference = None
     for precision in [p for p in PRECISIONS if p in s.precisions]:
-        backend = OnnxRuntimeBackend(paths[precision], info, cpu_threads=s.cpu_threads, check_precision=False)
+        backend = make_backend("onnxruntime", s.model_dir, info, model_file=paths[precision], threads=s.cpu_threads,
+                               check_precision=False)
         res = evaluate(backend, info, pairs, precision, s.tile, s.warmup, s.repeat, reference,
                        keep_outputs=precision == "fp32")
         if precision == "fp32":

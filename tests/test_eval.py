@@ -51,12 +51,12 @@ def test_eval_tool_table_json_images_and_values(tmp_path):
 
     # the same numbers computed directly: dygraph restore (pad + crop) and the metric functions
     from ppir.data import SyntheticDataset
-    from ppir.infer.dygraph import DygraphRestorer
+    from ppir.infer.restorer import ImageRestorer
     from ppir.metrics import PSNR, SSIM
 
     ds = SyntheticDataset(degradation="gaussian_noise", images=["chelsea", "coffee"], size=[37, 50],
                           num_samples=3, seed=4)
-    restore = DygraphRestorer(model)
+    restore = ImageRestorer.for_model(model).restore
     psnr, ssim = PSNR(), SSIM(mode="3d")
     direct = []
     for i, row in enumerate(res["per_image"]):

@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 import ppir
-from ppir.export import (DeployInfo, ExportError, export_model, max_rel_diff, read_deploy_info, run_paddle2onnx,
-                         verify_onnx)
+from ppir.export import export_model, max_rel_diff, run_paddle2onnx, verify_onnx
+from ppir.infer.deploy_info import DeployInfo, ExportError, read_deploy_info
 from ppir.infer.backends import DygraphBackend, OnnxRuntimeBackend, PaddleInferenceBackend
-from ppir.infer.runner import Restorer
+from ppir.infer.restorer import ImageRestorer
 
 from conftest import REPO, golden_file
 
@@ -156,7 +156,7 @@ def test_fixed_shape_export(exported, tmp_path):
             return backend.run(t)
 
     img = np.random.default_rng(3).random((70, 150, 3), dtype=np.float32)
-    out = Restorer(Spy(), read_deploy_info(folder))(img)
+    out = ImageRestorer(Spy(), read_deploy_info(folder))(img)
     assert out.shape == (70, 150, 3) and out.dtype == np.uint8
     assert set(seen) == {(1, 3, 64, 64)}
     with pytest.raises(ExportError, match="W=40"):

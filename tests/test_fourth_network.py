@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 import ppir
-from ppir.export import INFO_FILENAME, ONNX_FILENAME, export_model, read_deploy_info, run_paddle2onnx
+from ppir.export import export_model, run_paddle2onnx
+from ppir.infer.deploy_info import INFO_FILENAME, ONNX_FILENAME, read_deploy_info
 from ppir.infer.backends import DygraphBackend, OnnxRuntimeBackend, PaddleInferenceBackend
 from ppir.infer.runner import Restorer
 from ppir.infer.vacc_build import presets

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
-from ppir.export import read_deploy_info
+from ppir.infer.deploy_info import read_deploy_info
 from ppir.infer.backends import OnnxRuntimeBackend, onnx_model_precision
 from ppir.quant import EvalResult, calibration_inputs, markdown_table
 

@@ -24,9 +24,9 @@ except ImportError:
         raise
     pytest.skip("fastapi/uvicorn not installed (pip install -r requirements.txt)", allow_module_level=True)
 
-from ppir.export import read_deploy_info, write_deploy_info  # noqa: E402
+from ppir.infer.deploy_info import read_deploy_info, write_deploy_info  # noqa: E402
 from ppir.infer.backends import PaddleInferenceBackend
-from ppir.infer.runner import Restorer
+from ppir.infer.restorer import ImageRestorer
 from ppir.serving import launch
 from ppir.serving.client import get_json, post_json, post_raw
 from ppir.serving.protocol import (JsonText, RequestError, decode_base64, image_size_from_header, looks_like_image,
@@ -157,7 +157,7 @@ def test_valid_request_matches_local_runner(server, hinet_dir):
     out = decode_png(body["result"]["image"])
     assert out.shape == (70, 100, 3) and body["result"]["size"] == [70, 100]
     info = read_deploy_info(hinet_dir)
-    local = Restorer(PaddleInferenceBackend(hinet_dir, info), info)(
+    local = ImageRestorer(PaddleInferenceBackend(hinet_dir, info), info)(
         cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1].astype(np.float32) / 255)
     diff = np.abs(out[:, :, ::-1].astype(int) - local.astype(int))
     assert diff.max() <= 1 and diff.mean() < 0.01  # the same network and pre/post-processing as the runners

@@ -11,7 +11,8 @@ import pytest
 import skimage.data
 from skimage.metrics import peak_signal_noise_ratio
 
-from ppir.infer.dygraph import DygraphRestorer, run_network
+from ppir.infer.dygraph import run_network
+from ppir.infer.restorer import ImageRestorer
 from ppir.infer.pipeline import preprocess, to_nchw
 from ppir.infer.tiling import grid_starts, placements, run_tiled, tile_shape, tile_starts
 
@@ -63,7 +64,7 @@ def test_tiled_output_within_005_db_of_full_frame_1280x720(frame):
     model = TinyUNet()
     model.eval()
     full = np.clip(run_network(model, preprocess(noisy, 4, 4))[0].transpose(1, 2, 0), 0, 1)
-    tiled = DygraphRestorer(model, tile=256, tile_overlap=32)(noisy)
+    tiled = ImageRestorer.for_model(model, tile=256, tile_overlap=32).restore(noisy)
     psnr_full = peak_signal_noise_ratio(clean, full, data_range=1)
     psnr_tiled = peak_signal_noise_ratio(clean, tiled, data_range=1)
     assert abs(psnr_tiled - psnr_full) < 0.05, (psnr_full, psnr_tiled)
@@ -72,8 +73,9 @@ def test_tiled_output_within_005_db_of_full_frame_1280x720(frame):
 
 
 def test_auto_tiling_keeps_the_005_db_criterion(frame, monkeypatch):
-    """Over the memory budget, DygraphRestorer (tools/predict.py) tiles on its own, says so, and stays within the
-    documented 0.05 dB of the whole frame. The network's need is fixed at 2000 bytes/pixel so the tile is known:
+    """Over the memory budget, ImageRestorer on a dygraph model (tools/predict.py) tiles on its own, says so, and
+    stays within the documented 0.05 dB of the whole frame. The network's need is fixed at 2000 bytes/pixel so the
+    tile is known:
     sqrt((220 MiB - 96 B x 921600 px) / 2000) = 266 -> 264 (a multiple of 4)."""
     from ppir.infer import memory
 
@@ -83,8 +85,9 @@ def test_auto_tiling_keeps_the_005_db_criterion(frame, monkeypatch):
     model = TinyUNet()
     model.eval()
     notes = []
-    auto = DygraphRestorer(model, tile_overlap=32, max_memory=memory.parse_memory("220M"), notes=notes.append)
-    tiled = auto(noisy, "frame.png")
+    auto = ImageRestorer.for_model(model, tile_overlap=32, max_memory=memory.parse_memory("220M"),
+                                   notes=notes.append)
+    tiled = auto.restore(noisy, "frame.png")
     assert len(notes) == 1 and "frame.png: 1280x720" in notes[0] and "restoring in 264x264 tiles" in notes[0]
     full = np.clip(run_network(model, preprocess(noisy, 4, 4))[0].transpose(1, 2, 0), 0, 1)
     psnr_full = peak_signal_noise_ratio(clean, full, data_range=1)
@@ -176,7 +179,7 @@ def test_fixed_batch_and_small_images():
 
 def test_predict_with_tiles(tmp_path):
     """tools/predict.py --tile restores through the shared tiling (Paddle's default init: outputs are not
-    comparable with the whole-image ones, so the check is against DygraphRestorer with the same tiles)."""
+    comparable with the whole-image ones, so the check is against ImageRestorer with the same tiles)."""
     spec = importlib.util.spec_from_file_location("predict_tool", os.path.join(REPO, "tools", "predict.py"))
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
@@ -194,7 +197,7 @@ def test_predict_with_tiles(tmp_path):
     tiled = cv2.imread(str(tmp_path / "tiled" / "a.png"))[:, :, ::-1].astype(int)
     assert tiled.shape == cv2.imread(str(tmp_path / "full" / "a.png")).shape == (90, 130, 3)
     img = skimage.data.astronaut()[:90, :130].astype(np.float32) / 255
-    want = np.rint(DygraphRestorer(model, tile=64, tile_overlap=32)(img) * 255).astype(int)
+    want = np.rint(ImageRestorer.for_model(model, tile=64, tile_overlap=32).restore(img) * 255).astype(int)
     assert np.abs(tiled - want).max() <= 1
 
 

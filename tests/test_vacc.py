@@ -13,10 +13,9 @@ import pytest
 import yaml
 
 import ppir
-from ppir.export import DeployInfo, write_deploy_info
-from ppir.infer.backends import BackendError, OnnxRuntimeBackend
-from ppir.infer.vacc import (VaccPipeline, import_vaststreamx, normalize, postprocess, preprocess, read_bgr,
-                             run_uint8, vdsp_params)
+from ppir.infer.deploy_info import DeployInfo, write_deploy_info
+from ppir.infer.backends import BackendError, OnnxRuntimeBackend, import_vaststreamx, normalize, vdsp_params
+from ppir.infer.vacc import VaccPipeline, postprocess, preprocess, read_bgr, run_uint8
 from ppir.metrics import PSNR, SSIM
 from ppir.models.common import vacc_problem
 
@@ -216,6 +215,40 @@ def test_onnxruntime_standin_end_to_end(fixed_export, dataset, tmp_path):
     r = run_infer("--backend", "onnxruntime", "--model_prefix", fixed_export, "--image_dir", dataset / "lq",
                   "--shape", "32x32", "--save_dir", "")
     assert r.returncode == 2 and "takes 64x96" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_vacc_runner_follows_the_shared_output_and_ground_truth_rules(fixed_export, dataset, tmp_path):
+    """The VACC runner restores through the one loop (ppir.infer.loop): inputs sharing a stem keep apart, an
+    image without ground truth is still restored and saved but counted as not scored (exit 1), and a --save_dir
+    that would replace inputs is refused before any work unless --overwrite."""
+    import shutil
+
+    lq, gt, out = tmp_path / "lq", tmp_path / "gt", tmp_path / "out"
+    shutil.copytree(dataset / "lq", lq)
+    shutil.copytree(dataset / "gt", gt)
+    shutil.copy(lq / "img0.png", lq / "img0.jpg")  # same stem as img0.png
+    os.remove(gt / "img2.png")
+    model = os.path.join(fixed_export, "model.onnx")
+    r = run_infer("--backend", "onnxruntime", "--model_prefix", model, "--image_dir", lq, "--gt_dir", gt,
+                  "--save_dir", out)
+    assert r.returncode == 1, r.stderr
+    lines = parse_lines(r.stdout)
+    assert sorted(lines) == ["img0.jpg", "img0.png", "img1.jpg", "img2.png"]
+    assert sorted(os.listdir(out)) == ["img0.jpg.png", "img0.png", "img1.png", "img2.png"]
+    assert "psnr" in lines["img0.jpg"] and "psnr" not in lines["img2.png"]
+    assert lines["img2.png"]["saved"] == str(out / "img2.png")
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "img2.png: not scored: no ground truth" in errors[0]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("restored 4 of 4 image(s)") and "1 restored but not scored" in last
+    before = {n: (lq / n).read_bytes() for n in os.listdir(lq)}
+    r = run_infer("--backend", "onnxruntime", "--model_prefix", model, "--image_dir", lq, "--save_dir", lq)
+    assert r.returncode == 2 and "is the input folder" in r.stderr and "Traceback" not in r.stderr
+    assert {n: (lq / n).read_bytes() for n in os.listdir(lq)} == before
+    r = run_infer("--backend", "onnxruntime", "--model_prefix", model, "--image_dir", lq, "--save_dir", lq,
+                  "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert (lq / "img0.jpg.png").is_file() and (lq / "img0.png").read_bytes() != before["img0.png"]
 
 
 def test_vacc_path_matches_standin_with_fake_sdk(fake_sdk, fixed_export, dataset, tmp_path):

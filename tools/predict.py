@@ -61,11 +61,9 @@ def main(argv=None):
     from tqdm import tqdm
 
     import ppir
-    from ppir.data.image_io import read_image, write_image
-    from ppir.errors import ConfigError, ImageError
-    from ppir.infer.dygraph import DygraphRestorer
+    from ppir.infer.loop import file_items, list_images, restore_items
     from ppir.infer.outputs import check_output_folder, output_names
-    from ppir.infer.runner import list_images
+    from ppir.infer.restorer import ImageRestorer
 
     files = list_images(args.input)
     names = output_names(files)
@@ -74,25 +72,16 @@ def main(argv=None):
     model = ppir.build_model(args.config, flat_overrides(args))
     ppir.load_weights(model, args.weights)
     budget = default_budget() if args.max_memory is None else args.max_memory
-    try:
-        restore = DygraphRestorer(model, tile=args.tile, tile_overlap=args.tile_overlap, max_memory=budget,
-                                  notes=lambda msg: tqdm.write(msg, file=sys.stderr))
-    except ValueError as e:
-        raise ConfigError(f"--tile: {e}") from None
-    failures = 0
-    for path in tqdm(files, desc="restoring", unit="img", disable=len(files) < 2):
-        out_path = os.path.join(args.output, names[path])
-        try:
-            write_image(out_path, restore(read_image(path), path))
-        except ImageError as e:
-            failures += 1
-            tqdm.write(f"error: {e}", file=sys.stderr)
-        except OSError as e:
-            failures += 1
-            tqdm.write(f"error: {out_path}: cannot write: {e.strerror or e}", file=sys.stderr)
-    done = len(files) - failures
-    print(f"restored {done} of {len(files)} image(s) into {args.output}")
-    return 1 if failures else 0
+    restorer = ImageRestorer.for_model(model, tile=args.tile, tile_overlap=args.tile_overlap, max_memory=budget,
+                                       output="float",
+                                       notes=lambda msg: tqdm.write(msg, file=sys.stderr))  # bad --tile: ConfigError
+    bar = tqdm(total=len(files), desc="restoring", unit="img", disable=len(files) < 2)
+    summary = restore_items(restorer, file_items(files, save_dir=args.output, names=names),
+                            report=lambda *_: bar.update(1),
+                            errors=lambda msg: tqdm.write(f"error: {msg}", file=sys.stderr))
+    bar.close()
+    print(f"restored {summary.done} of {len(files)} image(s) into {args.output}")
+    return 1 if summary.failures else 0
 
 
 if __name__ == "__main__":

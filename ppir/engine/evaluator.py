@@ -1,9 +1,10 @@
 """Evaluate a network on a dataset with the configured metrics (used by validation and tools/eval.py).
 
-Each image is restored at its full size: reflect-padded to the network's multiple/minimum size and cropped
-back (`ppir.infer.pipeline`), or in tiles (`tile` > 0, smooth blending, `ppir.infer.tiling`), or in HINet's
-official test-time grids (`grids`, tiles of `tile` px averaged with equal weights: its GoPro/REDS/Rain13k
-protocol), optionally with the 8-transform self-ensemble. The output is clipped to [0, 1] and scored against
+Each image goes through the runners' loop (`ppir.infer.loop`) and is restored at its full size by
+`ppir.infer.restorer.ImageRestorer` on a dygraph backend: reflect-padded to the network's multiple/minimum size and
+cropped back, or in tiles (`tile` > 0, smooth blending, `ppir.infer.tiling`), or in HINet's official test-time
+grids (`grids`, tiles of `tile` px averaged with equal weights: its GoPro/REDS/Rain13k protocol), optionally
+with the 8-transform self-ensemble. The output is clipped to [0, 1] and scored against
 the ground truth with every metric (`ppir.metrics.MetricSet`, per-image mean). With `score_input` the
 degraded input is scored too, as the baseline a restoration has to beat.
 """
@@ -15,16 +16,16 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 import paddle
+from tqdm import tqdm
 
 from ..data.image_io import write_image
-from ..data.transforms import dihedral, dihedral_inverse
 from ..errors import ConfigError
-from ..infer.dygraph import run_network
-from ..infer.pipeline import pad_to_multiple, postprocess
-from ..infer.tiling import check_tile, run_tiled
+from ..infer.loop import Item, restore_items
+from ..infer.restorer import ImageRestorer
 from ..metrics import MetricSet
 
 
@@ -43,44 +44,28 @@ class EvalResult:
                 "seconds": round(self.seconds, 3), "per_image": self.per_image}
 
 
-class Restorer:
-    """numpy CxHxW in [0, 1] -> restored numpy HxWx3 (clipped), with the evaluation's tiling options."""
+def dygraph_restorer(model: paddle.nn.Layer, tile: int = 0, tile_overlap: int = 32, grids: bool = False,
+                     self_ensemble: bool = False) -> ImageRestorer:
+    """The evaluation's `ImageRestorer` on the dygraph `model` (put in eval mode), with the val: protocol."""
+    if grids and not tile:
+        raise ConfigError("val.grids needs val.tile (the grid crop size, HINet: 256)")
+    return ImageRestorer.for_model(model, tile=int(tile or 0), tile_overlap=int(tile_overlap),
+                                   blend="mean" if grids else "smooth", self_ensemble=self_ensemble,
+                                   tile_option="val.tile", output="float")
 
-    def __init__(self, model: paddle.nn.Layer, tile: int = 0, tile_overlap: int = 32, grids: bool = False,
-                 self_ensemble: bool = False):
-        self.model = model
-        self.multiple = int(getattr(model, "size_multiple", 1))
-        self.min_size = int(getattr(model, "min_size", 0))
-        self.tile, self.overlap = int(tile or 0), int(tile_overlap)
-        self.blend = "mean" if grids else "smooth"
-        self.self_ensemble = bool(self_ensemble)
-        if grids and not self.tile:
-            raise ConfigError("val.grids needs val.tile (the grid crop size, HINet: 256)")
-        if self.tile:
-            try:
-                check_tile(self.tile, self.overlap, self.multiple, self.min_size, self.blend)
-            except ValueError as e:
-                raise ConfigError(f"val.tile: {e}") from None
 
-    def _once(self, chw: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(chw[None], dtype=np.float32)
-        if self.tile:
-            return run_tiled(lambda t: run_network(self.model, t), x, self.tile, self.overlap, self.blend,
-                             multiple=self.multiple, min_size=self.min_size)[0]
-        h, w = chw.shape[1:]
-        return run_network(self.model, pad_to_multiple(x, self.multiple, self.min_size))[0, :, :h, :w]
-
-    def __call__(self, chw: np.ndarray) -> np.ndarray:
-        h, w = chw.shape[1:]
-        if not self.self_ensemble:
-            out = self._once(chw)
-        else:
-            out = np.zeros_like(chw, dtype=np.float64)
-            for mode in range(8):
-                y = self._once(np.ascontiguousarray(dihedral(chw, mode, axes=(-2, -1))))
-                out += dihedral_inverse(y, mode, axes=(-2, -1))
-            out = (out / 8).astype(np.float32)
-        return postprocess(out[None], h, w)
+def dataset_items(dataset, n: int) -> Iterator[Item]:
+    """`Item`s of the shared loop for `dataset[0..n)` (HxWx3 input and ground truth), the next sample read in a
+    thread while the current one is restored."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(dataset.__getitem__, 0)
+        for i in range(n):
+            sample = pending.result()
+            if i + 1 < n:
+                pending = pool.submit(dataset.__getitem__, i + 1)
+            name = str(sample.get("name", i))
+            lq, gt = np.transpose(sample["lq"], (1, 2, 0)), np.transpose(sample["gt"], (1, 2, 0))
+            yield Item(name, name, load=lambda v=lq: v, gt=lambda v=gt: v)
 
 
 def side_by_side(*images: np.ndarray, gap: int = 4) -> np.ndarray:
@@ -117,48 +102,50 @@ def evaluate(model: paddle.nn.Layer, dataset, metrics, *, tile: int = 0, tile_ov
         raise ConfigError("no metrics configured: add a `metrics:` list (e.g. [{type: PSNR}, {type: SSIM}])")
     mset.reset()
     base = MetricSet(mset.metrics) if score_input else None
-    restorer = Restorer(model, tile, tile_overlap, grids, self_ensemble)
     n = len(dataset) if not max_images else min(len(dataset), int(max_images))
     if n == 0:
         raise ConfigError(f"the evaluation dataset {type(dataset).__name__} is empty")
     if save_images and not save_dir:
         raise ConfigError("save_images needs a folder to save into")
-    was_training = model.training
-    model.eval()
+    was_training = model.training  # the dygraph backend puts the model in eval mode; put back at the end
+    try:
+        restorer = dygraph_restorer(model, tile, tile_overlap, grids, self_ensemble)
+    except ConfigError:
+        if was_training:
+            model.train()
+        raise
     result = EvalResult(names=mset.names, metrics={}, input_metrics=None)
     t0 = time.time()
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=n, desc=desc, unit="img", leave=False, dynamic_ncols=True)
+
+    def score(item, restored, gt):
+        if restored.shape != gt.shape:
+            raise ConfigError(f"{item.name}: the network returned {restored.shape[1]}x{restored.shape[0]} "
+                              f"for a ground truth of {gt.shape[1]}x{gt.shape[0]} (WxH)")
+        return mset.update(restored, gt, key=item.name)
+
+    def report(item, restored, scores, _saved):
+        i = len(result.per_image)
+        lq, gt = item.load(), item.gt()
+        row = {"name": item.name, **scores}
+        if base is not None:
+            row.update({f"input_{k}": v for k, v in base.update(lq, gt, key=item.name).items()})
+        result.per_image.append(row)
+        if save_images and i < save_images:
+            stem = os.path.join(save_dir, _safe_name(item.name))
+            write_image(stem + ".png", restored)
+            write_image(stem + "_compare.png", side_by_side(lq, restored, gt))
+            result.saved += [stem + ".png", stem + "_compare.png"]
+        if bar is not None:
+            bar.update(1)
+
+    items = dataset_items(dataset, n)
     try:
-        with ThreadPoolExecutor(max_workers=1) as pool:  # read the next image while this one runs
-            pending = pool.submit(dataset.__getitem__, 0)
-            for i in range(n):
-                sample = pending.result()
-                if i + 1 < n:
-                    pending = pool.submit(dataset.__getitem__, i + 1)
-                lq_chw, gt_chw = sample["lq"], sample["gt"]
-                name = str(sample.get("name", i))
-                restored = restorer(lq_chw)
-                gt = np.transpose(gt_chw, (1, 2, 0))
-                if restored.shape != gt.shape:
-                    raise ConfigError(f"{name}: the network returned {restored.shape[1]}x{restored.shape[0]} "
-                                      f"for a ground truth of {gt.shape[1]}x{gt.shape[0]} (WxH)")
-                row = {"name": name, **mset.update(restored, gt, key=name)}
-                lq = np.transpose(lq_chw, (1, 2, 0))
-                if base is not None:
-                    row.update({f"input_{k}": v for k, v in base.update(lq, gt, key=name).items()})
-                result.per_image.append(row)
-                if save_images and i < save_images:
-                    stem = os.path.join(save_dir, _safe_name(name))
-                    write_image(stem + ".png", restored)
-                    write_image(stem + "_compare.png", side_by_side(lq, restored, gt))
-                    result.saved += [stem + ".png", stem + "_compare.png"]
-                if bar is not None:
-                    bar.update(1)
+        restore_items(restorer, items, score=score, report=report, strict=True)
     finally:
+        items.close()
         if bar is not None:
             bar.close()
         if was_training:

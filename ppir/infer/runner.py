@@ -1,5 +1,5 @@
-"""The per-image loop every deploy runner shares: read -> preprocess -> (tiled) backend -> postprocess -> save ->
-metrics line -> timing, plus the TIPC-style command line and the AutoLog-layout benchmark report.
+"""The deploy runners' TIPC-style command line (Paddle Inference, ONNX Runtime) over the one per-image loop
+(`ppir.infer.loop`: read -> `ImageRestorer` -> save -> metrics line -> timing), and the AutoLog-layout report.
 
 A deploy script is only ``sys.exit(run(lambda argv: main(argv, backend="paddle")))``; which backend runs the
 network is the only difference between them. Per-model facts (input multiple, rounding, fixed shape, default
@@ -26,18 +26,21 @@ import os
 import platform
 import sys
 import textwrap
-import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.image_io import is_image_file, read_image, write_image
+from ..data.image_io import read_image
 from ..errors import ConfigError, ImageError
 from ..metrics import SSIM_WINDOW
-from .memory import TOLERANCE_NOTE, MemoryPlanner, default_budget, memory_arg, peak_rss_bytes
+from .backends import make_backend, warm_up as warm_up_backend
+from .deploy_info import read_deploy_info
+from .memory import TOLERANCE_NOTE, default_budget, memory_arg, peak_rss_bytes
 from .outputs import NAME_RULE, check_output_folder, output_names
-from .pipeline import padded_size, postprocess, pad_to_multiple, to_network_channels, to_nchw, to_uint8
-from .tiling import BLENDS, check_tile, run_tiled
+from .loop import (RunSummary, average_line, file_items, final_line, list_images, pixel_scores, print_note,
+                   restore_items, score_text)
+from .loop import metric_functions as _metric_functions  # noqa: F401 - tools/quickstart.py imports it from here
+from .restorer import ImageRestorer
+from .tiling import BLENDS
 
 BACKENDS = ("paddle", "onnxruntime")
 
@@ -138,294 +141,16 @@ def build_parser(backend: str, prog: str | None = None) -> argparse.ArgumentPars
     return p
 
 
-# ----------------------------------------------------------------------------------------------- inputs
-def list_images(path: str) -> list[str]:
-    if os.path.isdir(path):
-        files = sorted(os.path.join(path, n) for n in os.listdir(path) if is_image_file(n))
-        if not files:
-            raise ImageError(f"{path}: no image files in this folder")
-        return files
-    if not os.path.exists(path):
-        raise ImageError(f"{path}: no such file or folder")
-    return [path]
-
-
-def find_gt(gt_dir: str | None, image_path: str) -> str | None:
-    """The ground truth for an image: a file given directly, the same name in gt_dir, or the same stem."""
-    if not gt_dir:
-        return None
-    if os.path.isfile(gt_dir):
-        return gt_dir
-    name = os.path.basename(image_path)
-    same = os.path.join(gt_dir, name)
-    if os.path.isfile(same):
-        return same
-    stem = os.path.splitext(name)[0]
-    for other in sorted(os.listdir(gt_dir)) if os.path.isdir(gt_dir) else []:
-        if os.path.splitext(other)[0] == stem and is_image_file(other):
-            return os.path.join(gt_dir, other)
-    return None
-
-
-# ---------------------------------------------------------------------------------------------- metrics
-def _metric_functions():
-    """PSNR/SSIM of an 8-bit restored image against its 8-bit ground truth: ppir.metrics' PSNR() and SSIM()
-    defaults (peak 1 after /255, 2-D Gaussian SSIM), falling back on scikit-image if that module is missing.
-    An image smaller than the SSIM window has no SSIM (nan): its line and the average line say so."""
-    try:
-        from ..metrics import PSNR, SSIM
-
-        psnr_metric, ssim_metric = PSNR(), SSIM()
-    except ImportError:  # pragma: no cover - ppir.metrics ships with ppir
-        from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-        def psnr_metric(out, gt):
-            return peak_signal_noise_ratio(gt, out, data_range=255)
-
-        def ssim_metric(out, gt):
-            return structural_similarity(gt, out, data_range=255, channel_axis=2, gaussian_weights=True,
-                                         sigma=1.5, use_sample_covariance=False)
-
-    def ssim(out, gt):
-        if min(out.shape[:2]) < SSIM_WINDOW:  # SSIM's valid region is empty: no score, said on the line
-            return float("nan")
-        return float(ssim_metric(out, gt))
-
-    return (lambda out, gt: float(psnr_metric(out, gt))), ssim
-
-
-# ------------------------------------------------------------------------------------------ restoring
-@dataclass
-class Timings:
-    pre: list = field(default_factory=list)
-    infer: list = field(default_factory=list)
-    post: list = field(default_factory=list)
-
-    def add(self, pre: float, infer: float, post: float) -> None:
-        self.pre.append(pre)
-        self.infer.append(infer)
-        self.post.append(post)
-
-
-class Restorer:
-    """Image in, 8-bit restored image out, with one backend and the export's inference.yml.
-
-    Whole images are reflect-padded to the network's multiple; with a tile size (or a fixed-shape program),
-    `ppir.infer.tiling.run_tiled` feeds the backend tile-sized inputs only. Without one, an image that would
-    need more than `max_memory` bytes whole is tiled too (`ppir.infer.memory`).
-    """
-
-    def __init__(self, backend, info, tile: int | None = None, tile_overlap: int | None = None,
-                 blend: str = "smooth", batch_size: int = 1, max_memory: int = 0):
-        self.backend, self.info = backend, info
-        self.multiple, self.min_size = info.size_multiple, info.min_size
-        self.blend = blend
-        self.batch_size = max(1, int(batch_size))
-        self.tile_overlap = info.tile_overlap if tile_overlap is None else int(tile_overlap)
-        fixed = info.fixed_shape
-        self.fixed_batch = fixed[0] if fixed else None
-        if fixed:
-            self.tile = (fixed[2], fixed[3])  # a fixed-shape program only takes tiles of its own size
-            if self.tile_overlap >= min(self.tile):  # e.g. the default 32 on a 32x32 program
-                self.tile_overlap = min(self.tile) // 4
+# ----------------------------------------------------------------------------------------------- lines
+def print_line(out=None):
+    """The runners' report: 'image: <name>, psnr: <x>, ssim: <y>' when scored, else where it was saved."""
+    def report(item, restored, scores, saved):
+        if scores:
+            line = f"image: {item.name}, {score_text(scores)}"
         else:
-            self.tile = info.tile if tile is None else int(tile)
-        if self.tile:
-            try:
-                check_tile(self.tile, self.tile_overlap if blend == "smooth" else 0, self.multiple,
-                           self.min_size, blend)
-            except ValueError as e:
-                raise ConfigError(f"--tile: {e}") from None
-        self.planner = MemoryPlanner(backend.run, 0 if self.tile else max_memory, info.in_channels, self.multiple,
-                                     self.min_size, self.tile_overlap if blend == "smooth" else 0,
-                                     self.batch_size, info.model_name, info.image_wide)
-        self.auto_tiles: set = set()  # tile sizes auto-tiling chose (for the benchmark report)
-
-    @property
-    def tiled(self) -> bool:
-        """True when every image is tiled (--tile or a fixed-shape program)."""
-        return bool(self.tile)
-
-    def tile_for(self, img_rgb: np.ndarray, name: str | None = None):
-        """The tile for this image: --tile / the fixed shape, an auto tile over the memory budget, or 0 (whole).
-        With a `name`, says on stderr why it auto-tiles; ImageError when not even small tiles fit the budget."""
-        if self.tile:
-            return self.tile
-        tile, note = self.planner.tile_for(*img_rgb.shape[:2], name or "image")
-        if note and name:
-            self.auto_tiles.add(tile)
-            _note(note)
-        return tile
-
-    def network_input(self, img_rgb: np.ndarray, tile=None) -> np.ndarray:
-        """HxWx3 image -> 1xCxHxW (tiled) or 1xCxH'xW' padded to the network's multiple (whole image)."""
-        x = to_nchw(to_network_channels(img_rgb, self.info.in_channels))
-        tile = self.tile if tile is None else tile
-        return x if tile else pad_to_multiple(x, self.multiple, self.min_size)
-
-    def infer(self, x: np.ndarray, tile=None) -> np.ndarray:
-        """Network on a batch of prepared inputs (tiled: one image at a time)."""
-        tile = self.tile if tile is None else tile
-        if tile:
-            return np.concatenate([run_tiled(self.backend.run, x[i:i + 1], tile, self.tile_overlap, self.blend,
-                                             self.batch_size, self.multiple, self.min_size,
-                                             fixed_batch=self.fixed_batch, fixed_tile=self.fixed_batch is not None)
-                                   for i in range(x.shape[0])])
-        return self.backend.run(x)
-
-    def finish(self, y: np.ndarray, height: int, width: int) -> np.ndarray:
-        return to_uint8(postprocess(y, height, width), self.info.rounding)
-
-    def __call__(self, img_rgb: np.ndarray) -> np.ndarray:
-        h, w = img_rgb.shape[:2]
-        tile = self.tile_for(img_rgb)
-        return self.finish(self.infer(self.network_input(img_rgb, tile), tile), h, w)
-
-    def group_key(self, img_rgb: np.ndarray, tile=None):
-        """Images with equal keys can share one network call (whole-image mode only)."""
-        h, w = img_rgb.shape[:2]
-        if self.tile if tile is None else tile:
-            return None
-        return padded_size(h, self.multiple, self.min_size), padded_size(w, self.multiple, self.min_size)
-
-
-@dataclass
-class RunSummary:
-    done: int = 0  # restored (and saved, with a save folder)
-    failures: int = 0  # images that could not be restored or saved
-    unscored: list = field(default_factory=list)  # restored, but no PSNR/SSIM: "name (why)"
-    psnr: list = field(default_factory=list)
-    ssim: list = field(default_factory=list)  # nan where the image is smaller than the SSIM window
-    timings: Timings = field(default_factory=Timings)
-    total_s: float = 0.0
-    shapes: set = field(default_factory=set)
-
-    @property
-    def problems(self) -> int:
-        return self.failures + len(self.unscored)
-
-
-def _err(msg: str) -> None:
-    sys.stdout.flush()
-    print(f"error: {msg}", file=sys.stderr, flush=True)
-
-
-def _note(msg: str) -> None:
-    sys.stdout.flush()
-    print(msg, file=sys.stderr, flush=True)
-
-
-def restore_images(restorer: Restorer, files: list[str], save_dir: str | None, gt_dir: str | None = None,
-                   out=None, names: dict | None = None) -> RunSummary:
-    """The loop: read, restore (grouping equal-size images up to the batch size), save, print metric lines.
-    `names` maps an input to its output file name (default: `output_names(files)`)."""
-    out = out or sys.stdout
-    names = names or output_names(files)
-    summary = RunSummary()
-    psnr_fn = ssim_fn = None
-    if gt_dir:
-        psnr_fn, ssim_fn = _metric_functions()
-    chunk_size = 1 if restorer.tiled else restorer.batch_size
-    t_start = time.perf_counter()
-    for c in range(0, len(files), chunk_size):
-        chunk = files[c:c + chunk_size]
-        loaded = []  # (path, image, network input, tile, read+preprocess seconds)
-        for path in chunk:
-            t0 = time.perf_counter()
-            try:
-                img = read_image(path)
-                tile = restorer.tile_for(img, path)
-                x = restorer.network_input(img, tile)
-            except (ImageError, ValueError) as e:
-                summary.failures += 1
-                _err(str(e) if isinstance(e, ImageError) else f"{path}: {e}")
-                continue
-            loaded.append((path, img, x, tile, time.perf_counter() - t0))
-        groups: dict = {}
-        for item in loaded:
-            groups.setdefault((restorer.group_key(item[1], item[3]), item[3], item[2].shape[1:]), []).append(item)
-        for (_key, tile, _shape), items in groups.items():
-            t0 = time.perf_counter()
-            try:
-                y = restorer.infer(np.concatenate([it[2] for it in items]), tile)
-            except Exception as e:  # noqa: BLE001 - one image failing (memory, backend) must not stop the run
-                summary.failures += len(items)
-                why = (str(e).strip().splitlines() or [""])[0][:300]
-                for path, *_ in items:
-                    _err(f"{path}: inference failed ({type(e).__name__}: {why})")
-                continue
-            infer_each = (time.perf_counter() - t0) / len(items)
-            for k, (path, img, _x, _tile, pre_s) in enumerate(items):
-                t1 = time.perf_counter()
-                h, w = img.shape[:2]
-                restored = restorer.finish(y[k:k + 1], h, w)
-                post_s = time.perf_counter() - t1
-                summary.timings.add(pre_s, infer_each, post_s)
-                summary.shapes.add((h, w))
-                saved = os.path.join(save_dir, names[path]) if save_dir else None
-                _report_image(summary, path, restored, saved, gt_dir, psnr_fn, ssim_fn, out)
-    summary.total_s = time.perf_counter() - t_start
-    return summary
-
-
-def _save(summary, saved, restored) -> bool:
-    try:
-        write_image(saved, restored)
-    except (OSError, ImageError) as e:
-        summary.failures += 1
-        _err(f"{saved}: cannot write: {getattr(e, 'strerror', None) or e}")
-        return False
-    return True
-
-
-def _score(summary, path, restored, gt_dir, psnr_fn, ssim_fn) -> tuple | None:
-    """(psnr, ssim) against the ground truth, or None after reporting why there is none (the image itself
-    was restored: it counts as done, the missing score as a problem)."""
-    name = os.path.basename(path)
-    gt_path = find_gt(gt_dir, path)
-    why = None
-    if gt_path is None:
-        why = f"no ground truth named like it in {gt_dir}"
-    else:
-        try:
-            gt = to_uint8(read_image(gt_path))
-        except ImageError as e:
-            why = f"ground truth unreadable: {e}"
-        else:
-            if gt.shape != restored.shape:
-                why = (f"ground truth {gt_path} is {gt.shape[1]}x{gt.shape[0]}, the image "
-                       f"{restored.shape[1]}x{restored.shape[0]}")
-    if why:
-        summary.unscored.append(name)
-        _err(f"{path}: not scored: {why}")
-        return None
-    return psnr_fn(restored, gt), ssim_fn(restored, gt)
-
-
-def _report_image(summary, path, restored, saved, gt_dir, psnr_fn, ssim_fn, out) -> None:
-    name = os.path.basename(path)
-    if saved and not _save(summary, saved, restored):
-        return
-    summary.done += 1
-    scores = _score(summary, path, restored, gt_dir, psnr_fn, ssim_fn) if gt_dir else None
-    if scores:
-        p, s = scores
-        summary.psnr.append(p)
-        summary.ssim.append(s)
-        ssim_text = (f"{s:.4f}" if not np.isnan(s)
-                     else f"n/a, note: smaller than SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window")
-        print(f"image: {name}, psnr: {p:.4f}, ssim: {ssim_text}", file=out, flush=True)
-    else:
-        print(f"image: {name}, saved: {saved}" if saved else f"image: {name}, done", file=out, flush=True)
-
-
-def average_line(summary: RunSummary) -> str:
-    """'avg psnr: x, avg ssim: y'; when some images have no SSIM, ', ssim over: k of n image(s)' says so."""
-    ssims = [v for v in summary.ssim if not np.isnan(v)]
-    line = f"avg psnr: {np.mean(summary.psnr):.4f}, avg ssim: " + (f"{np.mean(ssims):.4f}" if ssims else "n/a")
-    if len(ssims) < len(summary.ssim):
-        line += f", ssim over: {len(ssims)} of {len(summary.ssim)} image(s)"
-    return line
+            line = f"image: {item.name}, saved: {saved}" if saved else f"image: {item.name}, done"
+        print(line, file=out or sys.stdout, flush=True)
+    return report
 
 
 # ----------------------------------------------------------------------------------------- benchmark
@@ -449,7 +174,7 @@ def peak_rss_mb() -> float:
     return round(peak_rss_bytes() / 2**20, 2)
 
 
-def benchmark_report(summary: RunSummary, backend, info, batch_size: int, restorer: Restorer) -> list[str]:
+def benchmark_report(summary: RunSummary, backend, info, batch_size: int, restorer: ImageRestorer) -> list[str]:
     """Lines in AutoLog's report layout (LDOUBLEV/AutoLog `AutoLogger.report`), means per image in ms."""
     def mean_ms(values):
         return round(float(np.mean(values)) * 1000, 4) if values else 0.0
@@ -510,13 +235,11 @@ def benchmark_report(summary: RunSummary, backend, info, batch_size: int, restor
     return [f"[{stamp}] root INFO: {line}" for line in body]
 
 
-def warm_up(restorer: Restorer, files: list[str], runs: int) -> None:
+def warm_up(restorer: ImageRestorer, files: list[str], runs: int) -> None:
     """`runs` untimed passes over the first readable image; with 0, one pass of the backend on the smallest
     input it takes (cheap, and it absorbs one-time work such as oneDNN's kernel selection)."""
     if runs <= 0:
-        info = restorer.info
-        m = padded_size(1, info.size_multiple, info.min_size)
-        restorer.backend.run(np.zeros(info.fixed_shape or [1, info.in_channels, m, m], np.float32))
+        warm_up_backend(restorer.backend, restorer.info, 1)
         return
     for path in files:
         try:
@@ -543,19 +266,11 @@ def _stdout_to_stderr():
         os.close(saved)
 
 
-def make_backend(kind: str, args, info):
-    from .backends import OnnxRuntimeBackend, PaddleInferenceBackend
-
-    if kind == "paddle":
-        return PaddleInferenceBackend(args.model_dir, info, use_gpu=args.use_gpu, enable_mkldnn=args.enable_mkldnn,
-                                      cpu_threads=args.cpu_threads, use_tensorrt=args.use_tensorrt,
-                                      precision=args.precision, model_file=args.model_file,
-                                      params_file=args.params_file)
-    from ..export import ONNX_FILENAME
-
-    return OnnxRuntimeBackend(args.model_file or os.path.join(args.model_dir, ONNX_FILENAME), info,
-                              use_gpu=args.use_gpu, cpu_threads=args.cpu_threads, use_tensorrt=args.use_tensorrt,
-                              precision=args.precision)
+def backend_from_args(kind: str, args, info):
+    """The backend the command line asks for, through the one factory (`ppir.infer.backends.make_backend`)."""
+    return make_backend(kind, args.model_dir, info, use_gpu=args.use_gpu, enable_mkldnn=args.enable_mkldnn,
+                        threads=args.cpu_threads, use_tensorrt=args.use_tensorrt, precision=args.precision,
+                        model_file=args.model_file, params_file=getattr(args, "params_file", None))
 
 
 def main(argv=None, backend: str = "paddle", prog: str | None = None) -> int:
@@ -563,8 +278,6 @@ def main(argv=None, backend: str = "paddle", prog: str | None = None) -> int:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}")
     args = build_parser(backend, prog).parse_args(argv)
-    from ..export import read_deploy_info
-
     if args.batch_size < 1:
         raise ConfigError(f"--batch_size must be at least 1, got {args.batch_size}")
     if args.cpu_threads is not None and args.cpu_threads < 1:
@@ -582,8 +295,9 @@ def main(argv=None, backend: str = "paddle", prog: str | None = None) -> int:
         check_save_dir(args, files, names)
     budget = default_budget() if args.max_memory is None else args.max_memory
     with _stdout_to_stderr():  # Paddle's C++ passes print to stdout while building the predictor
-        engine = make_backend(backend, args, info)
-    restorer = Restorer(engine, info, args.tile, args.tile_overlap, args.tile_blend, args.batch_size, budget)
+        engine = backend_from_args(backend, args, info)
+    restorer = ImageRestorer(engine, info, args.tile, args.tile_overlap, args.tile_blend, args.batch_size, budget,
+                             notes=print_note)
     if info.fixed_shape:
         n, _, th, tw = info.fixed_shape
         if args.tile and (args.tile, args.tile) != (th, tw):
@@ -594,7 +308,8 @@ def main(argv=None, backend: str = "paddle", prog: str | None = None) -> int:
     warmup = args.warmup if args.warmup is not None else (1 if args.benchmark else 0)
     with _stdout_to_stderr():  # first runs print oneDNN pass notes on stdout; keep stdout parseable
         warm_up(restorer, files, warmup)
-    summary = restore_images(restorer, files, args.save_dir, args.gt_dir, out=sys.stdout, names=names)
+    items = file_items(files, args.gt_dir, args.save_dir, names)
+    summary = restore_items(restorer, items, score=pixel_scores() if args.gt_dir else None, report=print_line())
     if summary.psnr:
         print(average_line(summary), flush=True)
     if args.benchmark:
@@ -607,17 +322,6 @@ def main(argv=None, backend: str = "paddle", prog: str | None = None) -> int:
                 f.write("\n".join(lines) + "\n")
     print(final_line(summary, len(files), args.save_dir), file=sys.stderr)
     return 1 if summary.problems or summary.done == 0 else 0
-
-
-def final_line(summary: RunSummary, total: int, save_dir: str | None) -> str:
-    """'restored N of M image(s) into DIR', then what went wrong: failed images, images without a score."""
-    line = f"restored {summary.done} of {total} image(s)" + (f" into {save_dir}" if save_dir else "")
-    if summary.failures:
-        line += f"; {summary.failures} failed (reported above)"
-    if summary.unscored:
-        shown = ", ".join(summary.unscored[:5]) + (", ..." if len(summary.unscored) > 5 else "")
-        line += f"; {len(summary.unscored)} restored but not scored (no usable ground truth: {shown})"
-    return line
 
 
 def check_save_dir(args, files: list[str], names: dict) -> None:

@@ -27,6 +27,7 @@ import yaml
 from ..errors import ConfigError, ImageError
 from ..models.common import model_facts
 from ..registry import MODELS
+from .deploy_info import INFO_FILENAME, read_deploy_info
 
 PRECISIONS = ("fp16", "int8")
 CALIBRATE_MODES = ("percentile", "max", "kl_divergence", "mse")
@@ -124,7 +125,6 @@ def check_onnx_for_vacc(onnx_path: str, height: int, width: int, model_name: str
     """Notes (and ConfigError for real mismatches) about an ONNX file that is to be compiled at height x width.
     An export that does not fit its network's VACC recipe (inference.yml's vacc_problem) is an error, or only a
     note with `allow_recipe_mismatch` (--allow_nearest)."""
-    from ..export import INFO_FILENAME, read_deploy_info
     from .vacc import onnx_input_shape
 
     notes = []

@@ -16,6 +16,9 @@ import socket
 import sys
 
 from ..errors import ConfigError
+from ..infer.backends import BackendError, make_backend, warm_up, warmup_input
+from ..infer.deploy_info import read_deploy_info
+from ..infer.restorer import ImageRestorer
 
 DEFAULT_MAX_PIXELS = 4096 * 4096  # deploy/serving/server.py repeats it (it runs before ppir may be imported)
 DEFAULT_QUEUE_SIZE = 64  # a burst of a few dozen clients waits its turn instead of being refused
@@ -93,30 +96,17 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def make_restorer(args, info, threads: int):
-    """One backend + Restorer for a predictor thread."""
-    import numpy as np
-
-    from ..export import ONNX_FILENAME
-    from ..infer.backends import BackendError, OnnxRuntimeBackend, PaddleInferenceBackend
-    from ..infer.pipeline import padded_size
-    from ..infer.runner import Restorer
-
-    if args.backend == "paddle":
-        backend = PaddleInferenceBackend(args.model_dir, info, use_gpu=args.use_gpu, enable_mkldnn=args.enable_mkldnn,
-                                         cpu_threads=threads, model_file=args.model_file)
-    else:
-        backend = OnnxRuntimeBackend(args.model_file or os.path.join(args.model_dir, ONNX_FILENAME), info,
-                                     use_gpu=args.use_gpu, cpu_threads=threads)
-    restorer = Restorer(backend, info, args.tile, args.tile_overlap)
+    """One backend + ImageRestorer for a predictor thread, warmed up (`--warmup` runs on a small input)."""
+    backend = make_backend(args.backend, args.model_dir, info, use_gpu=args.use_gpu, threads=threads,
+                           enable_mkldnn=args.enable_mkldnn, model_file=args.model_file)
+    restorer = ImageRestorer(backend, info, args.tile, args.tile_overlap)
     if args.warmup > 0:
-        m = padded_size(32, info.size_multiple, info.min_size)
-        x = np.zeros(info.fixed_shape or [1, info.in_channels, m, m], np.float32)
         try:
-            for _ in range(args.warmup):
-                backend.run(x)
+            warm_up(backend, info, args.warmup, side=32)
         except Exception as e:  # noqa: BLE001 - a model that cannot run is the user's to fix, in one line
             msg = (str(e).strip().splitlines() or [""])[0][:300]
-            raise BackendError(f"{args.model_dir}: the warm-up run on a {'x'.join(map(str, x.shape))} input failed "
+            shape = warmup_input(info, side=32).shape
+            raise BackendError(f"{args.model_dir}: the warm-up run on a {'x'.join(map(str, shape))} input failed "
                                f"({type(e).__name__}: {msg}); check the export, or pass --warmup 0 to serve "
                                f"anyway") from None
     return restorer
@@ -170,7 +160,6 @@ def main(argv=None, prog: str | None = None) -> int:
     except ImportError as e:
         raise ConfigError(f"serving needs fastapi and uvicorn ({e}); pip install -r requirements.txt") from None
 
-    from ..export import read_deploy_info
     from .app import ServingConfig, create_app
     from .pool import PredictorPool
     from .protocol import opencv_pixel_limit_active

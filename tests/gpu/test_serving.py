@@ -7,9 +7,9 @@ import os
 import cv2
 import numpy as np
 
-from ppir.export import read_deploy_info
+from ppir.infer.deploy_info import read_deploy_info
 from ppir.infer.backends import PaddleInferenceBackend
-from ppir.infer.runner import Restorer
+from ppir.infer.restorer import ImageRestorer
 from ppir.serving import launch
 from ppir.serving.client import post_json
 
@@ -30,7 +30,7 @@ def test_server_on_device_matches_cpu_runner(device, tmp_path):
         assert status == 200, body
         out = cv2.imdecode(np.frombuffer(base64.b64decode(body["result"]["image"]), np.uint8), cv2.IMREAD_COLOR)
         info = read_deploy_info(folder)
-        local = Restorer(PaddleInferenceBackend(folder, info), info)(img[:, :, ::-1].astype(np.float32) / 255)
+        local = ImageRestorer(PaddleInferenceBackend(folder, info), info)(img[:, :, ::-1].astype(np.float32) / 255)
         assert np.abs(out[:, :, ::-1].astype(int) - local.astype(int)).max() <= 1
         if device != "cpu":
             assert "gpu" in srv.log().lower()
