@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Convert official PyTorch checkpoints (or .npz / .pdparams) into Paddle .pdparams for a ppir network.
 
 Reads the checkpoints as the authors released them, without PyTorch and without running any code from the
@@ -12,16 +11,13 @@ Examples:
   python tools/convert_weights.py --config configs/mirnet_sidd.yml --src model_denoising.pth --dst mirnet_sidd.pdparams
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ppir.cli import add_override_arg, flat_overrides, run  # noqa: E402
+from ppir.cli import add_override_arg, flat_overrides, prog as cli_prog
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+    p = argparse.ArgumentParser(prog=cli_prog(), description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", required=True, help="config of the network the weights belong to")
     p.add_argument("--src", required=True, help="checkpoint to read (.pth, .pkl, .pt, .npz, .pdparams)")
@@ -51,7 +47,3 @@ def main(argv=None):
         print(f"  partial: {report.summary()}")
     print(f"wrote {args.dst} ({type(model).__name__}, {ppir.count_parameters(model):,} parameters)")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run(main))

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Evaluate weights on a config's validation/test dataset with its metrics (and its val: protocol).
 
 Examples:
@@ -12,15 +11,13 @@ Prints a table (input and restored scores), writes <output>/metrics.json with pe
 """
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ppir.cli import add_override_arg, flat_overrides, run  # noqa: E402
+from ppir.cli import add_override_arg, flat_overrides, prog as cli_prog
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
+        prog=cli_prog(),
         description="Score a network on a dataset from a config (metrics: section; val: tile/grids options).",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     p.add_argument("-c", "--config", required=True, help="config (YAML) with model, datasets and metrics")
@@ -109,7 +106,3 @@ def main(argv=None):
         where += f"; {len(res.saved)} image(s) in {os.path.join(out_dir, 'images')}"
     print(f"results: {where}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run(main))

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Export a network for deployment: a static Paddle program plus the inference.yml every runner reads.
 
 Examples:
@@ -11,16 +10,13 @@ float32 RGB in [0, 1] in, the unclipped restored image out) and inference.yml (m
 processing, default tiles). Next: tools/export_onnx.py --model_dir <save-dir> for ONNX Runtime.
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ppir.cli import add_override_arg, flat_overrides, run  # noqa: E402
+from ppir.cli import add_override_arg, flat_overrides, prog as cli_prog
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
+        prog=cli_prog(),
         description="Export a network (config + weights) as a static Paddle program with its inference.yml.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     p.add_argument("-c", "--config", required=True, help="model config (YAML), e.g. configs/hinet_sidd_1x.yml")
@@ -80,7 +76,3 @@ def main(argv=None):
         print(f"check: Paddle Inference vs dygraph on a random {'x'.join(map(str, x.shape))} input: "
               f"max relative diff {diff:.2e}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run(main))

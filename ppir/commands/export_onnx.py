@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Convert an exported ppir program to ONNX with paddle2onnx, then check it against the Paddle program.
 
 Examples:
@@ -13,16 +12,14 @@ on random inputs of two sizes; if they disagree the command fails (exit 2) and t
 """
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ppir.cli import run  # noqa: E402
-from ppir.infer.runner import str2bool  # noqa: E402
+from ppir.cli import prog as cli_prog
+from ppir.infer.runner import str2bool
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
+        prog=cli_prog(),
         description="paddle2onnx an export directory to model.onnx (dynamic H/W) and verify it on random inputs.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     p.add_argument("--model_dir", "-m", required=True, help="export directory from tools/export_model.py")
@@ -73,7 +70,3 @@ def main(argv=None):
         print(f"check: ONNX Runtime vs Paddle Inference on random inputs: max relative diff {diff:.2e} "
               f"(tolerance {args.tolerance:g})")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run(main))

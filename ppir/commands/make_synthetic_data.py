@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Write a small paired dataset of synthetically degraded images, offline.
 
 The clean images are scikit-image's bundled samples (or --image-dir); each pair is written as
@@ -12,11 +11,8 @@ Examples:
 """
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ppir.cli import run  # noqa: E402
+from ppir.cli import prog as cli_prog
 
 DEGRADATIONS = ("gaussian_noise", "poisson_gaussian_noise", "motion_blur", "rain")
 
@@ -43,6 +39,7 @@ def non_negative(text: str) -> int:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
+        prog=cli_prog(),
         description="Degrade clean images synthetically and write the pairs as OUT/{lq,gt}/<name>.png.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     p.add_argument("--degradation", required=True, choices=DEGRADATIONS,
@@ -72,7 +69,3 @@ def main(argv=None):
     print(f"wrote {len(names)} {args.degradation} pairs to {os.path.join(args.out, 'lq')} and "
           f"{os.path.join(args.out, 'gt')}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run(main))

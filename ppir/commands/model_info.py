@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Print a network's class, exact parameter count and MACs (multiply-accumulates) for one or more configs.
 
 Examples:
@@ -21,11 +20,8 @@ the largest network takes seconds. --markdown prints the table that docs/models/
 import argparse
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ppir.cli import add_override_arg, flat_overrides, run  # noqa: E402
+from ppir.cli import add_override_arg, flat_overrides, prog as cli_prog
 
 KIND_LABELS = {"conv": "conv", "conv_transpose": "transposed conv", "linear": "linear"}
 MARKDOWN_HEADER = ("| config | network | parameters | input | MACs (G) | conv (G) | transposed conv (G) |\n"
@@ -34,6 +30,7 @@ MARKDOWN_HEADER = ("| config | network | parameters | input | MACs (G) | conv (G
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
+        prog=cli_prog(),
         description="Parameters and MACs of the network a config describes (no weights needed).",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     p.add_argument("-c", "--config", nargs="+", required=True, metavar="CONFIG",
@@ -120,7 +117,3 @@ def main(argv=None):
             json.dump(payload, f, indent=2)
         print(f"results: {args.json}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run(main))

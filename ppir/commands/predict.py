@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Restore images with a trained or converted network (dygraph; any image size).
 
 Examples:
@@ -11,11 +10,9 @@ import os
 import sys
 import textwrap
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ppir.cli import add_override_arg, flat_overrides, run  # noqa: E402
-from ppir.infer.memory import TOLERANCE_NOTE, default_budget, memory_arg  # noqa: E402
-from ppir.infer.outputs import NAME_RULE  # noqa: E402
+from ppir.cli import add_override_arg, flat_overrides, prog as cli_prog
+from ppir.infer.memory import TOLERANCE_NOTE, default_budget, memory_arg
+from ppir.infer.outputs import NAME_RULE
 
 NOTES = [
     f"Output names: {NAME_RULE}.",
@@ -33,6 +30,7 @@ EPILOG = (__doc__.split("\n", 2)[2].rstrip() + "\n\n"
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
+        prog=cli_prog(),
         description="Restore an image, or every image in a folder, with the network a config describes. "
                     "Outputs are PNGs with the input's name and size.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
@@ -93,7 +91,3 @@ def main(argv=None):
     done = len(files) - failures
     print(f"restored {done} of {len(files)} image(s) into {args.output}")
     return 1 if failures else 0
-
-
-if __name__ == "__main__":
-    sys.exit(run(main))

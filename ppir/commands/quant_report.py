@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Accuracy and latency of an exported network at fp32, fp16 and int8 on CPU (ONNX Runtime), as a Markdown table.
 
 Examples:
@@ -23,13 +22,12 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ppir.cli import run  # noqa: E402
+from ppir.cli import prog as cli_prog
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
+        prog=cli_prog(),
         description="PSNR/SSIM and latency of an exported network at fp32, fp16 and int8 (ONNX Runtime static "
                     "quantization, percentile calibration) on a dataset folder, as a Markdown table.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
@@ -103,7 +101,3 @@ def main(argv=None):
         with open(args.output, "w", encoding="utf-8") as f:
             f.write(table)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run(main))

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Quick start: train a demo network on synthetic data, evaluate it, export it, restore new images with
 Paddle Inference, and write a metrics table. Nothing is downloaded; a few CPU minutes.
 
@@ -7,13 +6,16 @@ Examples:
   python tools/quickstart.py --model hinet        # HINet deraining demo
   python tools/quickstart.py --model mimo_unet --iters 100 --output output/qs_mimo
 
-Every step is one of the repo's command-line tools, printed before it runs, so you can re-run or change any
-of them by hand (README section 4). What is left in --output (default output/quickstart/<model>):
-  data/{lq,gt}/     degraded test images and their clean originals (made by tools/make_synthetic_data.py)
-  train/            checkpoints, train.log, metrics.jsonl (tools/train.py)
-  eval/             metrics.json and side-by-side pictures input | restored | ground truth (tools/eval.py)
-  inference/        the exported program: inference.json, inference.pdiparams, inference.yml
-  restored/         the test images restored by Paddle Inference (deploy/inference_python/infer.py)
+Every step is one ppir command (`python -m ppir <command>`, the same tool as tools/<name>.py and deploy/ in a
+checkout), printed before it runs, so you can re-run or change any of them by hand (README section 4). It works
+from any folder, from a checkout or an installed ppir: the demo configs ship inside the package
+(ppir/configs/demo, which is configs/demo in a checkout). What is left in --output (default
+output/quickstart/<model>, relative to the current folder):
+  data/{lq,gt}/     degraded test images and their clean originals (ppir make-synthetic-data)
+  train/            checkpoints, train.log, metrics.jsonl (ppir train)
+  eval/             metrics.json and side-by-side pictures input | restored | ground truth (ppir eval)
+  inference/        the exported program: inference.json, inference.pdiparams, inference.yml (ppir export)
+  restored/         the test images restored by Paddle Inference (ppir infer)
   metrics.md        the metrics table printed at the end
 """
 from __future__ import annotations
@@ -28,13 +30,11 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, ROOT)
+from ppir.cli import child_env, ppir_command, prog as cli_prog
+from ppir.errors import ConfigError, PPIRError
 
-from ppir.cli import run  # noqa: E402
-from ppir.errors import ConfigError, PPIRError  # noqa: E402
-
-DEMO_DIR = os.path.join("configs", "demo")
+# The demo configs, package data of ppir (a link to configs/demo in a checkout, real files once installed).
+DEMO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "demo")
 # Clean images for the restored-by-Paddle-Inference step: scikit-image samples that no demo trains on, at
 # their native sizes (not multiples of the networks' size multiples: padding is part of what is shown).
 TEST_IMAGES = "chelsea,camera"
@@ -46,14 +46,21 @@ class StepFailed(PPIRError):
 
 
 def demo_models() -> dict[str, str]:
-    """Demo name -> config path, from configs/demo/<name>_synthetic.yml."""
-    found = sorted(glob.glob(os.path.join(ROOT, DEMO_DIR, "*_synthetic.yml")))
-    return {os.path.basename(p)[: -len("_synthetic.yml")]: os.path.relpath(p, ROOT) for p in found}
+    """Demo name -> config path, from <DEMO_DIR>/<name>_synthetic.yml."""
+    found = sorted(glob.glob(os.path.join(DEMO_DIR, "*_synthetic.yml")))
+    return {os.path.basename(p)[: -len("_synthetic.yml")]: _shown(p) for p in found}
+
+
+def _shown(path: str) -> str:
+    """`path` as the printed commands give it: configs/demo/<file> in a checkout's root, else the full path."""
+    short = os.path.join("configs", "demo", os.path.basename(path))
+    return short if os.path.isfile(short) and os.path.samefile(short, path) else path
 
 
 def parse_args(argv=None):
     models = demo_models()
     p = argparse.ArgumentParser(
+        prog=cli_prog(),
         description="Train a demo network on synthetic data (no download), evaluate, export, and restore test "
                     "images with Paddle Inference; ends with a metrics table.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
@@ -85,12 +92,13 @@ def demo_settings(config_path: str) -> tuple[str, int]:
 
 
 def step(number: int, total: int, title: str, cmd: list[str], capture: bool = False) -> str:
-    """Run one tool with this interpreter, echoing the command; a failure stops the quick start."""
-    shown = " ".join(shlex.quote(c) for c in ["python", *cmd])
+    """Run `ppir <cmd>` with this interpreter and this ppir package, echoing the command; a failure stops the
+    quick start."""
+    argv = ppir_command(*cmd)
+    shown = " ".join(shlex.quote(c) for c in ["python", *argv[1:]])
     print(f"\n[{number}/{total}] {title}\n$ {shown}", flush=True)
     start = time.time()
-    proc = subprocess.run([sys.executable, *cmd], cwd=ROOT, text=True,
-                          stdout=subprocess.PIPE if capture else None)
+    proc = subprocess.run(argv, env=child_env(), text=True, stdout=subprocess.PIPE if capture else None)
     if capture and proc.stdout:
         sys.stdout.write(proc.stdout)
         sys.stdout.flush()
@@ -165,7 +173,7 @@ def main(argv=None) -> int:
     train_dir, data_dir = os.path.join(out, "train"), os.path.join(out, "data")
     eval_dir, export_dir = os.path.join(out, "eval"), os.path.join(out, "inference")
     restored_dir = os.path.join(out, "restored")
-    degradation, config_iters = demo_settings(os.path.join(ROOT, args.config))
+    degradation, config_iters = demo_settings(args.config)
     overrides = [f"train.output_dir={train_dir}"] + ([f"train.iters={args.iters}"] if args.iters else [])
     best = os.path.join(train_dir, "best")
     start = time.time()
@@ -173,26 +181,26 @@ def main(argv=None) -> int:
 
     total = 5
     step(1, total, "make degraded test images", [
-        "tools/make_synthetic_data.py", "--degradation", degradation, "--out", data_dir,
+        "make-synthetic-data", "--degradation", degradation, "--out", data_dir,
         "--images", TEST_IMAGES, "--seed", "1"])
-    step(2, total, "train the demo network", ["tools/train.py", "-c", args.config, "-o", *overrides])
+    step(2, total, "train the demo network", ["train", "-c", args.config, "-o", *overrides])
     step(3, total, "evaluate the best checkpoint on the validation set", [
-        "tools/eval.py", "-c", args.config, "--weights", best, "--save-images", "--output", eval_dir])
+        "eval", "-c", args.config, "--weights", best, "--save-images", "--output", eval_dir])
     step(4, total, "export for deployment", [
-        "tools/export_model.py", "-c", args.config, "--weights", best, "--save-dir", export_dir])
+        "export", "-c", args.config, "--weights", best, "--save-dir", export_dir])
     text = step(5, total, "restore the test images with Paddle Inference", [
-        "deploy/inference_python/infer.py", "--model_dir", export_dir, "--image_dir", os.path.join(data_dir, "lq"),
+        "infer", "--model_dir", export_dir, "--image_dir", os.path.join(data_dir, "lq"),
         "--gt_dir", os.path.join(data_dir, "gt"), "--save_dir", restored_dir, "--enable_mkldnn", args.enable_mkldnn],
         capture=True)
 
-    with open(os.path.join(ROOT, eval_dir, "metrics.json"), encoding="utf-8") as f:
+    with open(os.path.join(eval_dir, "metrics.json"), encoding="utf-8") as f:
         eval_json = json.load(f)
     after = parse_runner_lines(text)
     if not after:
         raise StepFailed("the Paddle Inference runner printed no per-image metrics")
-    before = input_scores(os.path.join(ROOT, data_dir))
+    before = input_scores(data_dir)
     table = metrics_table(args.model, eval_json, before, after, args.iters or config_iters)
-    table_path = os.path.join(ROOT, out, "metrics.md")
+    table_path = os.path.join(out, "metrics.md")
     tmp = table_path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(table)
@@ -202,7 +210,3 @@ def main(argv=None) -> int:
     print(f"restored images: {restored_dir}/ ; side-by-side pictures: {os.path.join(eval_dir, 'images')}/")
     print(f"metrics table: {os.path.join(out, 'metrics.md')} ; total {time.time() - start:.0f} s")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run(main))

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Train a network from a config (recipe: datasets, loss, optimizer, lr_scheduler, metrics, train, val).
 
 Examples:
@@ -16,16 +15,13 @@ loss, or outputs that cannot be written any more mid-run, stop the run with one 
 --resume without a usable `latest` (deleted, incomplete) continues from the newest complete checkpoint, with a warning.
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ppir.cli import add_override_arg, flat_overrides, run  # noqa: E402
+from ppir.cli import add_override_arg, flat_overrides, prog as cli_prog
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
+        prog=cli_prog(),
         description="Train a restoration network as a config describes. Runs are exactly reproducible "
                     "(same seed and batch size -> same weights, whatever num_workers) and resumable.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
@@ -58,7 +54,3 @@ def main(argv=None):
     cfg = ppir.load_config(args.config, overrides)
     Trainer(cfg, resume=args.resume, progress=not args.no_progress).train()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run(main))

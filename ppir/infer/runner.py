@@ -62,6 +62,12 @@ def _add(parser, name: str, **kwargs):
     parser.add_argument(*flags, **kwargs)
 
 
+def _invocation(prog: str | None) -> str:
+    """How a user types the runner: `python deploy/.../infer.py` for a script, `ppir infer` as it is."""
+    prog = prog or "infer.py"
+    return f"python {prog}" if prog.endswith(".py") else prog
+
+
 def _epilog(prog: str | None) -> str:
     notes = [
         "Output: one line per image on stdout, 'image: <name>, psnr: <x>, ssim: <y>' with --gt_dir ('image: "
@@ -78,7 +84,7 @@ def _epilog(prog: str | None) -> str:
         f"small input, plus the image's own arrays. {TOLERANCE_NOTE}.",
     ]
     return ("\n\n".join(textwrap.fill(n, 110, break_on_hyphens=False) for n in notes)
-            + "\n\nExample:\n  python " + (prog or "infer.py") + " --model_dir inference/hinet --image_dir noisy/ "
+            + "\n\nExample:\n  " + _invocation(prog) + " --model_dir inference/hinet --image_dir noisy/ "
             "--gt_dir clean/ --enable_mkldnn True --cpu_threads 2 --benchmark True")
 
 

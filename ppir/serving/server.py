@@ -17,7 +17,7 @@ import sys
 
 from ..errors import ConfigError
 
-DEFAULT_MAX_PIXELS = 4096 * 4096  # deploy/serving/server.py repeats it (it runs before ppir may be imported)
+DEFAULT_MAX_PIXELS = 4096 * 4096  # also OpenCV's limit, set before OpenCV loads (opencv_limit.py)
 DEFAULT_QUEUE_SIZE = 64  # a burst of a few dozen clients waits its turn instead of being refused
 BACKENDS = ("paddle", "onnxruntime")
 
@@ -161,7 +161,7 @@ def main(argv=None, prog: str | None = None) -> int:
     if not os.path.isdir(args.model_dir):
         raise ConfigError(f"--model_dir {args.model_dir}: no such folder")
     # OpenCV's own decoder limit, for images whose size is not read from the header first. OpenCV reads it once,
-    # when it is loaded: deploy/serving/server.py sets it before importing anything; this is for callers of
+    # when it is loaded: the server's process sets it first (opencv_limit.ensure); this is for callers of
     # main() that have not loaded OpenCV yet. Whether it took effect is checked below.
     os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(args.max_pixels)
     try:
