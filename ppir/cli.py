@@ -1,4 +1,5 @@
-"""What every ppir command-line tool shares: the `-o` option and turning user errors into one line."""
+"""What every ppir command-line tool shares: its parser (both spellings of a flag), boolean options, the `-o`
+option, turning user errors into one line, and the name and environment of ppir child processes."""
 from __future__ import annotations
 
 import argparse
@@ -49,6 +50,46 @@ def child_env(env: dict | None = None) -> dict:
         return env
     env["PYTHONPATH"] = os.pathsep.join([home, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
     return env
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser for every ppir tool: a long option of several words is accepted in both spellings,
+    `--save_dir` and `--save-dir` (TIPC configs and PaddlePaddle habits use underscores, the rest of ppir dashes;
+    nobody should have to remember which a tool took). tests/test_cli.py checks the rules over every parser."""
+
+    def add_argument(self, *flags, **kwargs):
+        return super().add_argument(*both_spellings(flags), **kwargs)
+
+
+def both_spellings(flags) -> list[str]:
+    """`flags` with the other spelling of each multi-word long option added after it (the first stays first:
+    argparse names the attribute after it)."""
+    out = []
+    for flag in flags:
+        variants = [flag]
+        if flag.startswith("--"):
+            variants += ["--" + flag[2:].replace("_", "-"), "--" + flag[2:].replace("-", "_")]
+        for v in variants:
+            if v not in out:
+                out.append(v)
+    return out
+
+
+def str2bool(value) -> bool:
+    """TIPC passes booleans as strings ('True', 'False'); accept the usual spellings, refuse the rest."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "t", "yes", "y", "1", "on"):
+        return True
+    if text in ("false", "f", "no", "n", "0", "off", "none", "null", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
+
+
+# The one form of a boolean option shared by several tools: `--use_gpu` alone means True, and the TIPC style
+# `--use_gpu True` / `--use_gpu False` works too. Use as parser.add_argument("--use_gpu", **BOOL, default=False).
+BOOL = dict(type=str2bool, nargs="?", const=True, metavar="BOOL")
 
 
 def add_override_arg(parser: argparse.ArgumentParser) -> None:

@@ -12,11 +12,11 @@ Examples:
 """
 import argparse
 
-from ppir.cli import add_override_arg, flat_overrides, prog as cli_prog
+from ppir.cli import add_override_arg, ArgumentParser, flat_overrides, prog as cli_prog
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog=cli_prog(), description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog=cli_prog(), description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", required=True, help="config of the network the weights belong to")

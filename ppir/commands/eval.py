@@ -12,11 +12,11 @@ Prints a table (input and restored scores), writes <output>/metrics.json with pe
 import argparse
 import os
 
-from ppir.cli import add_override_arg, flat_overrides, prog as cli_prog
+from ppir.cli import add_override_arg, ArgumentParser, flat_overrides, prog as cli_prog
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=cli_prog(),
         description="Score a network on a dataset from a config (metrics: section; val: tile/grids options).",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])

@@ -12,7 +12,7 @@ Examples:
 import argparse
 import os
 
-from ppir.cli import prog as cli_prog
+from ppir.cli import ArgumentParser, prog as cli_prog
 
 DEGRADATIONS = ("gaussian_noise", "poisson_gaussian_noise", "motion_blur", "rain")
 
@@ -38,7 +38,7 @@ def non_negative(text: str) -> int:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=cli_prog(),
         description="Degrade clean images synthetically and write the pairs as OUT/{lq,gt}/<name>.png.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])

@@ -10,7 +10,7 @@ import os
 import sys
 import textwrap
 
-from ppir.cli import add_override_arg, flat_overrides, prog as cli_prog
+from ppir.cli import add_override_arg, ArgumentParser, BOOL, flat_overrides, prog as cli_prog
 from ppir.infer.memory import TOLERANCE_NOTE, default_budget, memory_arg
 from ppir.infer.outputs import NAME_RULE
 
@@ -29,7 +29,7 @@ EPILOG = (__doc__.split("\n", 2)[2].rstrip() + "\n\n"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=cli_prog(),
         description="Restore an image, or every image in a folder, with the network a config describes. "
                     "Outputs are PNGs with the input's name and size.",
@@ -40,7 +40,7 @@ def parse_args(argv=None):
     p.add_argument("--input", required=True, help="an image file or a folder of images")
     p.add_argument("--output", required=True, help="folder for the restored PNGs (created if needed; not the "
                                                    "input folder unless --overwrite)")
-    p.add_argument("--overwrite", action="store_true",
+    p.add_argument("--overwrite", **BOOL, default=False,
                    help="allow --output to be (inside) the input folder, replacing inputs of the same name")
     p.add_argument("--tile", type=int, default=0,
                    help="restore in overlapping tiles of this size (a multiple of the network's) to bound memory on "

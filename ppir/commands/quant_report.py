@@ -22,11 +22,11 @@ import argparse
 import os
 import sys
 
-from ppir.cli import prog as cli_prog
+from ppir.cli import ArgumentParser, prog as cli_prog
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=cli_prog(),
         description="PSNR/SSIM and latency of an exported network at fp32, fp16 and int8 (ONNX Runtime static "
                     "quantization, percentile calibration) on a dataset folder, as a Markdown table.",
@@ -55,7 +55,7 @@ def parse_args(argv=None):
     p.add_argument("--repeat", type=int, default=1,
                    help="timed runs per image, the fastest counts (default: %(default)s)")
     p.add_argument("--save_dir", default=None, help="where model_fp16.onnx/model_int8.onnx go (default: model_dir)")
-    p.add_argument("--output", "-o", default=None, help="also write the Markdown table to this file")
+    p.add_argument("--output", default=None, help="also write the Markdown table to this file")
     return p.parse_args(argv)
 
 

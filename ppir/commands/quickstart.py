@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 
-from ppir.cli import child_env, ppir_command, prog as cli_prog
+from ppir.cli import ArgumentParser, BOOL, child_env, ppir_command, prog as cli_prog
 from ppir.errors import ConfigError, PPIRError
 
 # The demo configs, package data of ppir (a link to configs/demo in a checkout, real files once installed).
@@ -59,7 +59,7 @@ def _shown(path: str) -> str:
 
 def parse_args(argv=None):
     models = demo_models()
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=cli_prog(),
         description="Train a demo network on synthetic data (no download), evaluate, export, and restore test "
                     "images with Paddle Inference; ends with a metrics table.",
@@ -69,8 +69,7 @@ def parse_args(argv=None):
     p.add_argument("--iters", type=int, default=None,
                    help="training steps (default: the config's train.iters, 300); small values are for smoke tests")
     p.add_argument("--output", default=None, help="folder for everything it makes (default output/quickstart/<model>)")
-    p.add_argument("--enable_mkldnn", "--enable-mkldnn", default="True", choices=["True", "False"],
-                   help="Paddle Inference on CPU with oneDNN (default True)")
+    p.add_argument("--enable_mkldnn", **BOOL, default=True, help="Paddle Inference on CPU with oneDNN (default True)")
     args = p.parse_args(argv)
     if args.iters is not None and args.iters < 1:
         p.error("--iters must be at least 1")
@@ -190,7 +189,7 @@ def main(argv=None) -> int:
         "export", "-c", args.config, "--weights", best, "--save-dir", export_dir])
     text = step(5, total, "restore the test images with Paddle Inference", [
         "infer", "--model_dir", export_dir, "--image_dir", os.path.join(data_dir, "lq"),
-        "--gt_dir", os.path.join(data_dir, "gt"), "--save_dir", restored_dir, "--enable_mkldnn", args.enable_mkldnn],
+        "--gt_dir", os.path.join(data_dir, "gt"), "--save_dir", restored_dir, "--enable_mkldnn", str(args.enable_mkldnn)],
         capture=True)
 
     with open(os.path.join(eval_dir, "metrics.json"), encoding="utf-8") as f:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..cli import str2bool
 from ..data.image_io import is_image_file, read_image, write_image
 from ..errors import ConfigError, ImageError
 from ..metrics import SSIM_WINDOW
@@ -43,18 +44,6 @@ BACKENDS = ("paddle", "onnxruntime")
 
 
 # ------------------------------------------------------------------------------------------ command line
-def str2bool(value) -> bool:
-    """TIPC passes booleans as strings ('True', 'False'); accept the usual spellings, refuse the rest."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "t", "yes", "y", "1", "on"):
-        return True
-    if text in ("false", "f", "no", "n", "0", "off", "none", "null", ""):
-        return False
-    raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
-
-
 def _add(parser, name: str, **kwargs):
     """Add --a_b together with its dashed spelling --a-b (TIPC configs use both)."""
     flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])

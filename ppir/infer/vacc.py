@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ..cli import ArgumentParser
 from ..errors import ImageError
 from .backends import Backend, BackendError
 from .pipeline import ROUNDINGS, to_uint8
@@ -257,7 +258,7 @@ class VaccPipeline:
 def build_parser(prog: str | None = None):
     import argparse
 
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=prog,
         description="Restore images with a network compiled for a VastAI VACC card (vaststreamx runtime), or with "
                     "its ONNX model on ONNX Runtime (--backend onnxruntime) through the same pre/post-processing: "

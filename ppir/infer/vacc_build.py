@@ -22,6 +22,7 @@ import os
 import numpy as np
 import yaml
 
+from ..cli import ArgumentParser
 from ..errors import ConfigError, ImageError
 
 PRECISIONS = ("fp16", "int8")
@@ -197,7 +198,7 @@ def build_config_main(argv=None, prog: str | None = None) -> int:
 
     from .vacc import vdsp_params
 
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Write the VastAI vamc build configs (one per precision: fp16, int8 with percentile "
                     "calibration) and the vdsp pre-processing JSON for an ONNX export of fixed input shape.",
@@ -290,7 +291,7 @@ def calib_main(argv=None, prog: str | None = None) -> int:
     """deploy/vacc/make_calib_set.py."""
     import argparse
 
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Build an int8 calibration set for vamc: N images spread evenly over a folder, resized to the "
                     "compiled shape with the runner's own pre-processing (bilinear, as deploy/vacc/infer.py), "

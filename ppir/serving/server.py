@@ -15,6 +15,7 @@ import os
 import socket
 import sys
 
+from ..cli import BOOL
 from ..errors import ConfigError
 
 DEFAULT_MAX_PIXELS = 4096 * 4096  # also OpenCV's limit, set before OpenCV loads (opencv_limit.py)
@@ -71,9 +72,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
              "--max-inflight-mb is freed (default: %(default)s)")
     add("--cpu-threads", "--cpu_threads", dest="cpu_threads", type=int, default=None,
         help="CPU threads of each predictor (default: cores / workers, at least 1)")
-    add("--enable-mkldnn", "--enable_mkldnn", dest="enable_mkldnn", action="store_true",
+    add("--enable-mkldnn", "--enable_mkldnn", dest="enable_mkldnn", **BOOL, default=False,
         help="Paddle Inference: use oneDNN (faster on CPU)")
-    add("--use-gpu", "--use_gpu", dest="use_gpu", action="store_true", help="run on the GPU (CUDA builds)")
+    add("--use-gpu", "--use_gpu", dest="use_gpu", **BOOL, default=False, help="run on the GPU (CUDA builds)")
     add("--tile", type=int, default=None,
         help="restore in tiles of this size (memory then grows with the tile, not the image; default from "
              "inference.yml, 0: whole images)")
