@@ -6,7 +6,9 @@ import argparse
 import contextlib
 import contextvars
 import os
+import site
 import sys
+import sysconfig
 
 from .errors import PPIRError
 
@@ -39,9 +41,6 @@ def child_env(env: dict | None = None) -> dict:
     a checkout used without `pip install` goes first on PYTHONPATH, so the child finds it from any working folder.
     An installed package needs nothing (its site-packages is on every interpreter's path; putting it first would
     put it before the standard library)."""
-    import site
-    import sysconfig
-
     env = dict(os.environ if env is None else env)
     home = os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     site_dirs = [*site.getsitepackages(), site.getusersitepackages(), sysconfig.get_path("purelib"),

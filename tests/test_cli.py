@@ -129,8 +129,8 @@ def form(action):
 
 def test_every_cli_spells_its_flags_one_way():
     """One spelling per flag across tools: (1) a long option of several words takes --a_b and --a-b alike;
-    (2) an option string means the same thing in every tool (the same attribute); (3) an option several tools share takes the same
-    form in all of them (`--use_gpu` alone and `--use_gpu True` work wherever there is a --use_gpu)."""
+    (2) an option string means the same thing in every tool (the same attribute); (3) an option several tools
+    share takes the same form in all of them (`--use_gpu` alone and `--use_gpu True` wherever there is one)."""
     meaning = collections.defaultdict(dict)
     forms = collections.defaultdict(dict)
     problems = []
@@ -177,3 +177,33 @@ def test_old_spellings_still_work():
     assert predict.parse_args(base + ["--overwrite", "False"]).overwrite is False
     quant = parser_of("quant-report")
     assert quant.parse_args(["--model-dir", "m", "--calib-num", "4"]).calib_num == 4
+
+
+def test_a_server_started_by_hand_puts_its_pixel_limit_in_force(tmp_path):
+    """OpenCV reads OPENCV_IO_MAX_IMAGE_PIXELS when it is loaded, which importing ppir does: `ppir serve` started
+    without the variable sets it and runs its own command line again (same pid), so the limit is in force."""
+    import signal
+    import time
+
+    from conftest import tiny_hinet
+    from ppir.export import export_model
+
+    export_model(tiny_hinet(), str(tmp_path / "export"))
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_IO_MAX_IMAGE_PIXELS"}
+    env["PYTHONPATH"] = REPO
+    log = tmp_path / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "ppir", "serve", "--model_dir", str(tmp_path / "export"),
+                                 "--port", "0", "--max-pixels", "1000000", "--predictor-process", "no"],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+    try:
+        deadline = time.time() + 240
+        while "listening on http://" not in log.read_text() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.5)
+        text = log.read_text()
+        assert "listening on http://" in text, text[-3000:]
+        assert f"(pid {proc.pid})" in text  # the same process, started again in place
+        assert "OpenCV pixel limit in force: 1000000" in text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Convert official PyTorch checkpoints (or .npz / .pdparams) into Paddle .pdparams for a ppir network.
 
-The tool lives in ppir/commands/convert_weights.py (see --help); this script keeps `python tools/convert_weights.py` working.
+The same as `ppir convert` (ppir/commands/convert_weights.py); this script keeps the path working.
 """
 import os
 import sys

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Evaluate weights on a config's validation/test dataset with its metrics (and its val: protocol).
 
-The tool lives in ppir/commands/eval.py (see --help); this script keeps `python tools/eval.py` working.
+The same as `ppir eval` (ppir/commands/eval.py); this script keeps the path working.
 """
 import os
 import sys

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Export a network for deployment: a static Paddle program plus the inference.yml every runner reads.
 
-The tool lives in ppir/commands/export_model.py (see --help); this script keeps `python tools/export_model.py` working.
+The same as `ppir export` (ppir/commands/export_model.py); this script keeps the path working.
 """
 import os
 import sys

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Convert an exported ppir program to ONNX with paddle2onnx, then check it against the Paddle program.
 
-The tool lives in ppir/commands/export_onnx.py (see --help); this script keeps `python tools/export_onnx.py` working.
+The same as `ppir export-onnx` (ppir/commands/export_onnx.py); this script keeps the path working.
 """
 import os
 import sys

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Write a small paired dataset of synthetically degraded images, offline.
 
-The tool lives in ppir/commands/make_synthetic_data.py (see --help); this script keeps `python tools/make_synthetic_data.py` working.
+The same as `ppir make-synthetic-data` (ppir/commands/make_synthetic_data.py); this script keeps the path working.
 """
 import os
 import sys

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Print a network's class, exact parameter count and MACs (multiply-accumulates) for one or more configs.
 
-The tool lives in ppir/commands/model_info.py (see --help); this script keeps `python tools/model_info.py` working.
+The same as `ppir model-info` (ppir/commands/model_info.py); this script keeps the path working.
 """
 import os
 import sys

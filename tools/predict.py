@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Restore images with a trained or converted network (dygraph; any image size).
 
-The tool lives in ppir/commands/predict.py (see --help); this script keeps `python tools/predict.py` working.
+The same as `ppir predict` (ppir/commands/predict.py); this script keeps the path working.
 """
 import os
 import sys

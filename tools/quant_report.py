@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Accuracy and latency of an exported network at fp32, fp16 and int8 on CPU (ONNX Runtime), as a Markdown table.
 
-The tool lives in ppir/commands/quant_report.py (see --help); this script keeps `python tools/quant_report.py` working.
+The same as `ppir quant-report` (ppir/commands/quant_report.py); this script keeps the path working.
 """
 import os
 import sys

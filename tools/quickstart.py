@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Quick start: train a demo network on synthetic data, evaluate it, export it, restore new images with
 
-The tool lives in ppir/commands/quickstart.py (see --help); this script keeps `python tools/quickstart.py` working.
+The same as `ppir quickstart` (ppir/commands/quickstart.py); this script keeps the path working.
 """
 import os
 import sys

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train a network from a config (recipe: datasets, loss, optimizer, lr_scheduler, metrics, train, val).
 
-The tool lives in ppir/commands/train.py (see --help); this script keeps `python tools/train.py` working.
+The same as `ppir train` (ppir/commands/train.py); this script keeps the path working.
 """
 import os
 import sys

@@ -189,8 +189,8 @@ def main(argv=None) -> int:
         "export", "-c", args.config, "--weights", best, "--save-dir", export_dir])
     text = step(5, total, "restore the test images with Paddle Inference", [
         "infer", "--model_dir", export_dir, "--image_dir", os.path.join(data_dir, "lq"),
-        "--gt_dir", os.path.join(data_dir, "gt"), "--save_dir", restored_dir, "--enable_mkldnn", str(args.enable_mkldnn)],
-        capture=True)
+        "--gt_dir", os.path.join(data_dir, "gt"), "--save_dir", restored_dir,
+        "--enable_mkldnn", str(args.enable_mkldnn)], capture=True)
 
     with open(os.path.join(eval_dir, "metrics.json"), encoding="utf-8") as f:
         eval_json = json.load(f)
