@@ -8,14 +8,10 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Build from a copy of the checkout's files, so no build/ or egg-info is left in it (nor a stale one used).
+# Build from a copy of what the package is made of (pyproject.toml says what goes in: ppir/ with the demo configs
+# it links to), so no build/ or egg-info is left in the checkout, nor a stale one used.
 mkdir "$work/src"
-if git -C "$repo" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    (cd "$repo" && git ls-files -z --cached --others --exclude-standard | tar --null --ignore-failed-read -T - -cf -) \
-        | tar -xf - -C "$work/src"
-else
-    (cd "$repo" && tar --exclude=./output --exclude=./build -cf - .) | tar -xf - -C "$work/src"
-fi
+(cd "$repo" && tar --exclude=__pycache__ -cf - pyproject.toml README.md LICENSE ppir configs/demo) | tar -xf - -C "$work/src"
 python -m pip wheel --quiet --no-deps --no-build-isolation -w "$work/wheel" "$work/src"
 python -m venv --system-site-packages --without-pip "$work/venv"
 py="$work/venv/bin/python"
