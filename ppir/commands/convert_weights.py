@@ -12,13 +12,12 @@ Examples:
 """
 import argparse
 
-from ppir.cli import add_override_arg, ArgumentParser, flat_overrides, prog as cli_prog
+from ppir.cli import add_override_arg, ArgumentParser, flat_overrides
 
 
 def parse_args(argv=None):
-    p = ArgumentParser(prog=cli_prog(), description=__doc__.split("\n\n")[0],
-                                epilog=__doc__.split("\n\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", required=True, help="config of the network the weights belong to")
     p.add_argument("--src", required=True, help="checkpoint to read (.pth, .pkl, .pt, .npz, .pdparams)")
     p.add_argument("--dst", required=True, help="Paddle weights to write (.pdparams); written atomically")

@@ -12,12 +12,11 @@ Prints a table (input and restored scores), writes <output>/metrics.json with pe
 import argparse
 import os
 
-from ppir.cli import add_override_arg, ArgumentParser, flat_overrides, prog as cli_prog
+from ppir.cli import add_override_arg, ArgumentParser, flat_overrides
 
 
 def parse_args(argv=None):
     p = ArgumentParser(
-        prog=cli_prog(),
         description="Score a network on a dataset from a config (metrics: section; val: tile/grids options).",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     p.add_argument("-c", "--config", required=True, help="config (YAML) with model, datasets and metrics")

@@ -11,12 +11,11 @@ processing, default tiles). Next: tools/export_onnx.py --model_dir <save-dir> fo
 """
 import argparse
 
-from ppir.cli import add_override_arg, ArgumentParser, flat_overrides, prog as cli_prog
+from ppir.cli import add_override_arg, ArgumentParser, flat_overrides
 
 
 def parse_args(argv=None):
     p = ArgumentParser(
-        prog=cli_prog(),
         description="Export a network (config + weights) as a static Paddle program with its inference.yml.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     p.add_argument("-c", "--config", required=True, help="model config (YAML), e.g. configs/hinet_sidd_1x.yml")

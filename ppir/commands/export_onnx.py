@@ -13,12 +13,11 @@ on random inputs of two sizes; if they disagree the command fails (exit 2) and t
 import argparse
 import os
 
-from ppir.cli import ArgumentParser, str2bool, prog as cli_prog
+from ppir.cli import ArgumentParser, str2bool
 
 
 def parse_args(argv=None):
     p = ArgumentParser(
-        prog=cli_prog(),
         description="paddle2onnx an export directory to model.onnx (dynamic H/W) and verify it on random inputs.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     p.add_argument("--model_dir", "-m", required=True, help="export directory from tools/export_model.py")

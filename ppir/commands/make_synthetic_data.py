@@ -12,7 +12,7 @@ Examples:
 import argparse
 import os
 
-from ppir.cli import ArgumentParser, prog as cli_prog
+from ppir.cli import ArgumentParser
 
 DEGRADATIONS = ("gaussian_noise", "poisson_gaussian_noise", "motion_blur", "rain")
 
@@ -39,7 +39,6 @@ def non_negative(text: str) -> int:
 
 def parse_args(argv=None):
     p = ArgumentParser(
-        prog=cli_prog(),
         description="Degrade clean images synthetically and write the pairs as OUT/{lq,gt}/<name>.png.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     p.add_argument("--degradation", required=True, choices=DEGRADATIONS,

@@ -21,7 +21,7 @@ import argparse
 import json
 import os
 
-from ppir.cli import add_override_arg, ArgumentParser, flat_overrides, prog as cli_prog
+from ppir.cli import add_override_arg, ArgumentParser, flat_overrides
 
 KIND_LABELS = {"conv": "conv", "conv_transpose": "transposed conv", "linear": "linear"}
 MARKDOWN_HEADER = ("| config | network | parameters | input | MACs (G) | conv (G) | transposed conv (G) |\n"
@@ -30,7 +30,6 @@ MARKDOWN_HEADER = ("| config | network | parameters | input | MACs (G) | conv (G
 
 def parse_args(argv=None):
     p = ArgumentParser(
-        prog=cli_prog(),
         description="Parameters and MACs of the network a config describes (no weights needed).",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     p.add_argument("-c", "--config", nargs="+", required=True, metavar="CONFIG",

@@ -10,7 +10,7 @@ import os
 import sys
 import textwrap
 
-from ppir.cli import add_override_arg, ArgumentParser, BOOL, flat_overrides, prog as cli_prog
+from ppir.cli import add_override_arg, ArgumentParser, BOOL, flat_overrides
 from ppir.infer.memory import TOLERANCE_NOTE, default_budget, memory_arg
 from ppir.infer.outputs import NAME_RULE
 
@@ -30,7 +30,6 @@ EPILOG = (__doc__.split("\n", 2)[2].rstrip() + "\n\n"
 
 def parse_args(argv=None):
     p = ArgumentParser(
-        prog=cli_prog(),
         description="Restore an image, or every image in a folder, with the network a config describes. "
                     "Outputs are PNGs with the input's name and size.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)

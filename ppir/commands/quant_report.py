@@ -22,12 +22,11 @@ import argparse
 import os
 import sys
 
-from ppir.cli import ArgumentParser, prog as cli_prog
+from ppir.cli import ArgumentParser
 
 
 def parse_args(argv=None):
     p = ArgumentParser(
-        prog=cli_prog(),
         description="PSNR/SSIM and latency of an exported network at fp32, fp16 and int8 (ONNX Runtime static "
                     "quantization, percentile calibration) on a dataset folder, as a Markdown table.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])

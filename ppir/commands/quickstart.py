@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 
-from ppir.cli import ArgumentParser, BOOL, child_env, ppir_command, prog as cli_prog
+from ppir.cli import ArgumentParser, BOOL, child_env, ppir_command
 from ppir.errors import ConfigError, PPIRError
 
 # The demo configs, package data of ppir (a link to configs/demo in a checkout, real files once installed).
@@ -60,7 +60,6 @@ def _shown(path: str) -> str:
 def parse_args(argv=None):
     models = demo_models()
     p = ArgumentParser(
-        prog=cli_prog(),
         description="Train a demo network on synthetic data (no download), evaluate, export, and restore test "
                     "images with Paddle Inference; ends with a metrics table.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])

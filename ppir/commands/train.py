@@ -16,12 +16,11 @@ loss, or outputs that cannot be written any more mid-run, stop the run with one 
 """
 import argparse
 
-from ppir.cli import add_override_arg, ArgumentParser, flat_overrides, prog as cli_prog
+from ppir.cli import add_override_arg, ArgumentParser, flat_overrides
 
 
 def parse_args(argv=None):
     p = ArgumentParser(
-        prog=cli_prog(),
         description="Train a restoration network as a config describes. Runs are exactly reproducible "
                     "(same seed and batch size -> same weights, whatever num_workers) and resumable.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
