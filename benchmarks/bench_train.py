@@ -21,8 +21,7 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # this checkout's ppir, without pip install (common.py is beside this script)
 
 from common import cpu_name, gpu_name, measure_gpu_peak, measure_peak, median_time, set_threads  # noqa: E402
 

@@ -1,10 +1,98 @@
-"""What every ppir command-line tool shares: the `-o` option and turning user errors into one line."""
+"""What every ppir command-line tool shares: its parser (both spellings of a flag), boolean options, the `-o`
+option, turning user errors into one line, and the name and environment of ppir child processes."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import contextvars
+import os
+import site
 import sys
+import sysconfig
 
 from .errors import PPIRError
+
+# The name a tool's usage line shows: `ppir train` when started through the ppir command, else argparse's
+# default (the script's file name, e.g. train.py). Set by ppir.__main__ around the command it runs.
+_PROG = contextvars.ContextVar("ppir_prog", default=None)
+
+
+def prog(default: str | None = None) -> str | None:
+    """The program name for a tool's ArgumentParser (None: argparse takes it from sys.argv[0])."""
+    return _PROG.get() or default
+
+
+@contextlib.contextmanager
+def program_name(name: str):
+    token = _PROG.set(name)
+    try:
+        yield
+    finally:
+        _PROG.reset(token)
+
+
+def ppir_command(name: str, *args) -> list[str]:
+    """The command line that runs `ppir <name> <args>` with this interpreter (a child process)."""
+    return [sys.executable, "-m", "ppir", name, *map(str, args)]
+
+
+def child_env(env: dict | None = None) -> dict:
+    """`env` (default: this process's) for a child that must import this very ppir package, wherever it runs:
+    a checkout used without `pip install` goes first on PYTHONPATH, so the child finds it from any working folder.
+    An installed package needs nothing (its site-packages is on every interpreter's path; putting it first would
+    put it before the standard library)."""
+    env = dict(os.environ if env is None else env)
+    home = os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    site_dirs = [*site.getsitepackages(), site.getusersitepackages(), sysconfig.get_path("purelib"),
+                 sysconfig.get_path("platlib")]
+    if home in {os.path.realpath(d) for d in site_dirs}:
+        return env
+    env["PYTHONPATH"] = os.pathsep.join([home, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
+    return env
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser for every ppir tool: a long option of several words is accepted in both spellings,
+    `--save_dir` and `--save-dir` (TIPC configs and PaddlePaddle habits use underscores, the rest of ppir dashes;
+    nobody should have to remember which a tool took). tests/test_cli.py checks the rules over every parser.
+    Its usage line names the tool as it was started (`ppir train` through the ppir command; see prog())."""
+
+    def __init__(self, *args, prog: str | None = None, **kwargs):
+        super().__init__(*args, prog=prog or _PROG.get(), **kwargs)
+
+    def add_argument(self, *flags, **kwargs):
+        return super().add_argument(*both_spellings(flags), **kwargs)
+
+
+def both_spellings(flags) -> list[str]:
+    """`flags` with the other spelling of each multi-word long option added after it (the first stays first:
+    argparse names the attribute after it)."""
+    out = []
+    for flag in flags:
+        variants = [flag]
+        if flag.startswith("--"):
+            variants += ["--" + flag[2:].replace("_", "-"), "--" + flag[2:].replace("-", "_")]
+        for v in variants:
+            if v not in out:
+                out.append(v)
+    return out
+
+
+def str2bool(value) -> bool:
+    """TIPC passes booleans as strings ('True', 'False'); accept the usual spellings, refuse the rest."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "t", "yes", "y", "1", "on"):
+        return True
+    if text in ("false", "f", "no", "n", "0", "off", "none", "null", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
+
+
+# The one form of a boolean option shared by several tools: `--use_gpu` alone means True, and the TIPC style
+# `--use_gpu True` / `--use_gpu False` works too. Use as parser.add_argument("--use_gpu", **BOOL, default=False).
+BOOL = dict(type=str2bool, nargs="?", const=True, metavar="BOOL")
 
 
 def add_override_arg(parser: argparse.ArgumentParser) -> None:

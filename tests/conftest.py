@@ -6,8 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # on sys.path: pyproject's pytest pythonpath
 
 # Outputs of the official PyTorch models (tests/fixtures/golden/README.md). They ship with the repo, so every
 # clone checks parity; PPIR_GOLDEN_DIR points the parity tests at another folder of files in the same format.

@@ -187,12 +187,10 @@ def test_model_info_cli(tmp_path):
 
 
 def _load_tool():
-    import importlib.util
+    """The tool's body (tools/model_info.py only runs it)."""
+    from ppir.commands import model_info
 
-    spec = importlib.util.spec_from_file_location("model_info_tool", os.path.join(REPO, "tools", "model_info.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return model_info
 
 
 def test_model_info_options_in_process(capsys):

@@ -1,57 +1,15 @@
 #!/usr/bin/env python
 """Convert official PyTorch checkpoints (or .npz / .pdparams) into Paddle .pdparams for a ppir network.
 
-Reads the checkpoints as the authors released them, without PyTorch and without running any code from the
-file: HINet .pth ({'params': ...}), MIMO-UNet .pkl ({'model': ...}), MIRNet .pth ({'state_dict': ...},
-'module.' prefixes), bare torch state dicts, and .npz. Tensors are matched by name; anything missing,
-unexpected or of the wrong shape is reported by name and fails the conversion unless --allow-partial.
-
-Examples:
-  python tools/convert_weights.py --config configs/hinet_sidd_1x.yml --src HINet-SIDD-1x.pth --dst hinet_sidd_1x.pdparams
-  python tools/convert_weights.py --config configs/mimo_unetplus_gopro.yml --src MIMO-UNetPlus.pkl --dst mimo_plus.pdparams
-  python tools/convert_weights.py --config configs/mirnet_sidd.yml --src model_denoising.pth --dst mirnet_sidd.pdparams
+The same as `ppir convert` (ppir/commands/convert_weights.py); this script keeps the path working.
 """
-import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's ppir
 
-from ppir.cli import add_override_arg, flat_overrides, run  # noqa: E402
-
-
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-c", "--config", required=True, help="config of the network the weights belong to")
-    p.add_argument("--src", required=True, help="checkpoint to read (.pth, .pkl, .pt, .npz, .pdparams)")
-    p.add_argument("--dst", required=True, help="Paddle weights to write (.pdparams); written atomically")
-    p.add_argument("--param-key", default=None,
-                   help="key of the state dict inside the checkpoint (default: tries params, state_dict, model, ...)")
-    p.add_argument("--allow-partial", action="store_true",
-                   help="write what matches even if some tensors are missing, unexpected or mis-shaped")
-    add_override_arg(p)
-    return p.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    import ppir
-
-    model = ppir.build_model(args.config, flat_overrides(args))
-    report = ppir.load_weights(model, args.src, allow_partial=args.allow_partial, param_key=args.param_key)
-    ppir.save_weights(model, args.dst)
-    print(f"read {args.src} ({report.description})")
-    renamed = ""
-    if report.renamed:
-        src, dst = next(iter(report.renamed.items()))
-        renamed = f", {len(report.renamed)} renamed by layer type (e.g. {src} -> {dst})"
-    print(f"  {len(report.matched)} tensors matched{renamed}, {len(report.constants)} constant buffers checked")
-    if not report.ok:
-        print(f"  partial: {report.summary()}")
-    print(f"wrote {args.dst} ({type(model).__name__}, {ppir.count_parameters(model):,} parameters)")
-    return 0
-
+from ppir.cli import run  # noqa: E402
+from ppir.commands.convert_weights import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(run(main))

@@ -1,88 +1,15 @@
 #!/usr/bin/env python
 """Restore images with a trained or converted network (dygraph; any image size).
 
-Examples:
-  python tools/predict.py -c configs/hinet_sidd_0.5x.yml --weights hinet.pdparams --input noisy.png --output out/
-  python tools/predict.py -c configs/mimo_unet_gopro.yml --weights MIMO-UNet.pkl --input blurry_dir/ --output out/
-  python tools/predict.py -c configs/mirnet_sidd.yml --weights mirnet.pth --input big.png --output out/ --tile 512
+The same as `ppir predict` (ppir/commands/predict.py); this script keeps the path working.
 """
-import argparse
 import os
 import sys
-import textwrap
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's ppir
 
-from ppir.cli import add_override_arg, flat_overrides, run  # noqa: E402
-from ppir.infer.memory import TOLERANCE_NOTE, default_budget, memory_arg  # noqa: E402
-from ppir.infer.outputs import NAME_RULE  # noqa: E402
-
-NOTES = [
-    f"Output names: {NAME_RULE}.",
-    "The --output folder must not be (inside) the --input folder, and no result may replace an input, unless "
-    "--overwrite is given.",
-    "Memory: an image that would need more than --max-memory in one piece is restored in tiles, with a note on "
-    "stderr (which tile, why). The need is the network's peak bytes per pixel, measured once on a small input, "
-    f"plus the image's own arrays. {TOLERANCE_NOTE}.",
-    "Exit codes: 0 all restored; 1 some images failed (named on stderr, the others are saved); 2 bad option, "
-    "config, weights or output folder (nothing written).",
-]
-EPILOG = (__doc__.split("\n", 2)[2].rstrip() + "\n\n"
-          + "\n\n".join(textwrap.fill(n, 110, break_on_hyphens=False) for n in NOTES))
-
-
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description="Restore an image, or every image in a folder, with the network a config describes. "
-                    "Outputs are PNGs with the input's name and size.",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
-    p.add_argument("-c", "--config", required=True, help="model config (YAML), e.g. configs/hinet_sidd_1x.yml")
-    p.add_argument("--weights", required=True,
-                   help="weights: .pdparams, an official PyTorch checkpoint (.pth/.pkl) or .npz")
-    p.add_argument("--input", required=True, help="an image file or a folder of images")
-    p.add_argument("--output", required=True, help="folder for the restored PNGs (created if needed; not the "
-                                                   "input folder unless --overwrite)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="allow --output to be (inside) the input folder, replacing inputs of the same name")
-    p.add_argument("--tile", type=int, default=0,
-                   help="restore in overlapping tiles of this size (a multiple of the network's) to bound memory on "
-                        "large images; 0 (default): the whole image, unless it needs more than --max-memory")
-    p.add_argument("--tile-overlap", "--tile_overlap", dest="tile_overlap", type=int, default=32,
-                   help="overlap between tiles in pixels, blended smoothly (default: %(default)s)")
-    p.add_argument("--max-memory", "--max_memory", dest="max_memory", type=memory_arg, default=None,
-                   metavar="SIZE", help="memory budget per image, e.g. 8G or 512M (default: half of this machine's "
-                                        "memory); larger images are restored in tiles; 0: no limit")
-    add_override_arg(p)
-    return p.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    from tqdm import tqdm
-
-    import ppir
-    from ppir.infer.loop import file_items, list_images, restore_items
-    from ppir.infer.outputs import check_output_folder, output_names
-    from ppir.infer.restorer import ImageRestorer
-
-    files = list_images(args.input)
-    names = output_names(files)
-    folders = [args.input] if os.path.isdir(args.input) else []
-    check_output_folder(args.output, "--output", files, folders, names, args.overwrite)
-    model = ppir.build_model(args.config, flat_overrides(args))
-    ppir.load_weights(model, args.weights)
-    budget = default_budget() if args.max_memory is None else args.max_memory
-    restorer = ImageRestorer.for_model(model, tile=args.tile, tile_overlap=args.tile_overlap, max_memory=budget,
-                                       output="float",
-                                       notes=lambda msg: tqdm.write(msg, file=sys.stderr))  # bad --tile: ConfigError
-    bar = tqdm(total=len(files), desc="restoring", unit="img", disable=len(files) < 2)
-    summary = restore_items(restorer, file_items(files, save_dir=args.output, names=names),
-                            report=lambda *_: bar.update(1),
-                            errors=lambda msg: tqdm.write(f"error: {msg}", file=sys.stderr))
-    bar.close()
-    print(f"restored {summary.done} of {len(files)} image(s) into {args.output}")
-    return 1 if summary.failures else 0
-
+from ppir.cli import run  # noqa: E402
+from ppir.commands.predict import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(run(main))

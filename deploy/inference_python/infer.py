@@ -4,21 +4,15 @@
   python deploy/inference_python/infer.py --model_dir inference/hinet --image_dir noisy/ --gt_dir clean/ \\
       --enable_mkldnn True --cpu_threads 2 --benchmark True
 
-Everything but the choice of engine lives in ppir.infer.runner (shared with deploy/onnxruntime/infer.py).
+The same as `ppir infer` (ppir/commands/infer.py); this script keeps the path working.
 """
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # this checkout's ppir
 
 from ppir.cli import run  # noqa: E402
-
-
-def main(argv=None):
-    from ppir.infer.runner import main as runner_main
-
-    return runner_main(argv, backend="paddle", prog="deploy/inference_python/infer.py")
-
+from ppir.commands.infer import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(run(main))
+    sys.exit(run(lambda argv: main(argv, prog="deploy/inference_python/infer.py")))

@@ -5,21 +5,15 @@
       --cpu_threads 2 --benchmark True
   python deploy/onnxruntime/infer.py --model_dir inference/hinet --model_file hinet_int8.onnx --precision int8 ...
 
-Reads <model_dir>/model.onnx (tools/export_onnx.py) and <model_dir>/inference.yml; the loop is ppir.infer.runner.
+The same as `ppir infer-onnx` (ppir/commands/infer_onnx.py); this script keeps the path working.
 """
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # this checkout's ppir
 
 from ppir.cli import run  # noqa: E402
-
-
-def main(argv=None):
-    from ppir.infer.runner import main as runner_main
-
-    return runner_main(argv, backend="onnxruntime", prog="deploy/onnxruntime/infer.py")
-
+from ppir.commands.infer_onnx import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(run(main))
+    sys.exit(run(lambda argv: main(argv, prog="deploy/onnxruntime/infer.py")))

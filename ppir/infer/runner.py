@@ -29,6 +29,7 @@ import textwrap
 
 import numpy as np
 
+from ..cli import str2bool
 from ..data.image_io import read_image
 from ..errors import ConfigError, ImageError
 from ..metrics import SSIM_WINDOW
@@ -38,7 +39,6 @@ from .memory import TOLERANCE_NOTE, default_budget, memory_arg, peak_rss_bytes
 from .outputs import NAME_RULE, check_output_folder, output_names
 from .loop import (RunSummary, average_line, file_items, final_line, list_images, pixel_scores, print_note,
                    restore_items, score_text)
-from .loop import metric_functions as _metric_functions  # noqa: F401 - tools/quickstart.py imports it from here
 from .restorer import ImageRestorer
 from .tiling import BLENDS
 
@@ -46,23 +46,17 @@ BACKENDS = ("paddle", "onnxruntime")
 
 
 # ------------------------------------------------------------------------------------------ command line
-def str2bool(value) -> bool:
-    """TIPC passes booleans as strings ('True', 'False'); accept the usual spellings, refuse the rest."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "t", "yes", "y", "1", "on"):
-        return True
-    if text in ("false", "f", "no", "n", "0", "off", "none", "null", ""):
-        return False
-    raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
-
-
 def _add(parser, name: str, **kwargs):
     """Add --a_b together with its dashed spelling --a-b (TIPC configs use both)."""
     flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
     kwargs.setdefault("dest", name)
     parser.add_argument(*flags, **kwargs)
+
+
+def _invocation(prog: str | None) -> str:
+    """How a user types the runner: `python deploy/.../infer.py` for a script, `ppir infer` as it is."""
+    prog = prog or "infer.py"
+    return f"python {prog}" if prog.endswith(".py") else prog
 
 
 def _epilog(prog: str | None) -> str:
@@ -81,7 +75,7 @@ def _epilog(prog: str | None) -> str:
         f"small input, plus the image's own arrays. {TOLERANCE_NOTE}.",
     ]
     return ("\n\n".join(textwrap.fill(n, 110, break_on_hyphens=False) for n in notes)
-            + "\n\nExample:\n  python " + (prog or "infer.py") + " --model_dir inference/hinet --image_dir noisy/ "
+            + "\n\nExample:\n  " + _invocation(prog) + " --model_dir inference/hinet --image_dir noisy/ "
             "--gt_dir clean/ --enable_mkldnn True --cpu_threads 2 --benchmark True")
 
 

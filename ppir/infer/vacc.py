@@ -27,9 +27,9 @@ import time
 import cv2
 import numpy as np
 
+from ..cli import ArgumentParser
 from ..errors import ConfigError, ImageError
 from .backends import BackendError, make_backend, normalize
-from .backends import vdsp_params  # noqa: F401 - vacc_build imports it from here
 from .deploy_info import INFO_FILENAME, ONNX_FILENAME, DeployInfo, read_deploy_info
 from .pipeline import ROUNDINGS, to_uint8
 from .loop import average_line, file_items, final_line, list_images, pixel_scores, restore_items, score_text
@@ -148,7 +148,7 @@ class VaccPipeline:
 
 # ------------------------------------------------------------------------------------------ command line
 def build_parser(prog: str | None = None):
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=prog,
         description="Restore images with a network compiled for a VastAI VACC card (vaststreamx runtime), or with "
                     "its ONNX model on ONNX Runtime (--backend onnxruntime) through the same pre/post-processing: "

@@ -24,6 +24,7 @@ import os
 import numpy as np
 import yaml
 
+from ..cli import ArgumentParser
 from ..errors import ConfigError, ImageError
 from ..models.common import model_facts
 from ..registry import MODELS
@@ -158,7 +159,7 @@ def make_calibration_set(image_dir: str, out_dir: str, height: int, width: int, 
     ``input_0``: RGB CHW uint8, what vamp reads) and `out_dir/npz_datalist.txt` (vamp --datalist)."""
     import cv2
 
-    from .runner import list_images
+    from .loop import list_images
     from .vacc import preprocess, read_bgr
 
     if height < 1 or width < 1:
@@ -197,10 +198,10 @@ def build_config_main(argv=None, prog: str | None = None) -> int:
     import argparse
     import json
 
-    from .vacc import vdsp_params
+    from .backends import vdsp_params
 
     known = presets()
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Write the VastAI vamc build configs (one per precision: fp16, int8 with percentile "
                     "calibration) and the vdsp pre-processing JSON for an ONNX export of fixed input shape.",
@@ -289,7 +290,7 @@ def calib_main(argv=None, prog: str | None = None) -> int:
     """deploy/vacc/make_calib_set.py."""
     import argparse
 
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Build an int8 calibration set for vamc: N images spread evenly over a folder, resized to the "
                     "compiled shape with the runner's own pre-processing (bilinear, as deploy/vacc/infer.py), "

@@ -1,4 +1,4 @@
-"""Start the HTTP server (deploy/serving/server.py) as a child process, wait until it listens, stop it again.
+"""Start the HTTP server (`ppir serve`) as a child process, wait until it listens, stop it again.
 
 For the tests, benchmarks/bench_serving.py and scripts that need a server for a while. Readiness is the line
 the server prints once its socket is bound (``ppir serving: listening on http://HOST:PORT (pid N)``), so
@@ -12,8 +12,9 @@ import subprocess
 import sys
 import time
 
-SERVER_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                             "deploy", "serving", "server.py")
+from ..cli import child_env, ppir_command
+from . import opencv_limit
+
 _READY = "listening on http://"
 
 
@@ -41,14 +42,18 @@ class ServerProcess:
 
 
 def start_server(server_args, log_path: str, timeout: float = 120.0, cwd: str | None = None,
-                 script: str = SERVER_SCRIPT) -> ServerProcess:
-    """Run `python <script> <server_args>` with stdout and stderr in `log_path`; return once it listens.
+                 script: str | None = None) -> ServerProcess:
+    """Run `ppir serve <server_args>` (this interpreter, this ppir package), or `python <script> <server_args>`
+    (e.g. deploy/serving/server.py), with stdout and stderr in `log_path`; return once it listens.
 
     Raises ServerStartError (after stopping the process) if it exits or does not listen within `timeout` s.
     """
+    args = [str(a) for a in server_args]
+    cmd = [sys.executable, script, *args] if script else ppir_command("serve", *args)
+    # OpenCV's pixel limit goes in the child's environment, so it need not start itself again to set it
+    env = opencv_limit.env_for(args, child_env())
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, script, *map(str, server_args)], stdout=log,
-                                stderr=subprocess.STDOUT, cwd=cwd)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env)
     server = ServerProcess(proc, "", log_path)
     deadline = time.time() + timeout
     while time.time() < deadline:

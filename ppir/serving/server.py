@@ -15,12 +15,13 @@ import os
 import socket
 import sys
 
+from ..cli import BOOL
 from ..errors import ConfigError
 from ..infer.backends import BackendError, make_backend, warm_up, warmup_input
 from ..infer.deploy_info import read_deploy_info
 from ..infer.restorer import ImageRestorer
 
-DEFAULT_MAX_PIXELS = 4096 * 4096  # deploy/serving/server.py repeats it (it runs before ppir may be imported)
+DEFAULT_MAX_PIXELS = 4096 * 4096  # also OpenCV's limit, set before OpenCV loads (opencv_limit.py)
 DEFAULT_QUEUE_SIZE = 64  # a burst of a few dozen clients waits its turn instead of being refused
 BACKENDS = ("paddle", "onnxruntime")
 
@@ -74,9 +75,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
              "--max-inflight-mb is freed (default: %(default)s)")
     add("--cpu-threads", "--cpu_threads", dest="cpu_threads", type=int, default=None,
         help="CPU threads of each predictor (default: cores / workers, at least 1)")
-    add("--enable-mkldnn", "--enable_mkldnn", dest="enable_mkldnn", action="store_true",
+    add("--enable-mkldnn", "--enable_mkldnn", dest="enable_mkldnn", **BOOL, default=False,
         help="Paddle Inference: use oneDNN (faster on CPU)")
-    add("--use-gpu", "--use_gpu", dest="use_gpu", action="store_true", help="run on the GPU (CUDA builds)")
+    add("--use-gpu", "--use_gpu", dest="use_gpu", **BOOL, default=False, help="run on the GPU (CUDA builds)")
     add("--tile", type=int, default=None,
         help="restore in tiles of this size (memory then grows with the tile, not the image; default from "
              "inference.yml, 0: whole images)")
@@ -151,7 +152,7 @@ def main(argv=None, prog: str | None = None) -> int:
     if not os.path.isdir(args.model_dir):
         raise ConfigError(f"--model_dir {args.model_dir}: no such folder")
     # OpenCV's own decoder limit, for images whose size is not read from the header first. OpenCV reads it once,
-    # when it is loaded: deploy/serving/server.py sets it before importing anything; this is for callers of
+    # when it is loaded: the server's process sets it first (opencv_limit.ensure); this is for callers of
     # main() that have not loaded OpenCV yet. Whether it took effect is checked below.
     os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(args.max_pixels)
     try:

@@ -9,7 +9,6 @@ import math
 import os
 import socket
 import struct
-import sys
 import threading
 import time
 import zlib
@@ -17,8 +16,6 @@ import zlib
 import cv2
 import numpy as np
 import pytest
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for conftest's helpers
 
 try:  # the server's own dependencies (requirements.txt); CI must have them, a user may not
     import fastapi  # noqa: F401

@@ -17,10 +17,8 @@ import numpy as np
 import pytest
 import yaml
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for conftest
-
-from bad_input_checks import one_error, snapshot  # noqa: E402
-from conftest import REPO, golden_file, tiny_hinet  # noqa: E402
+from bad_input_checks import one_error, snapshot
+from conftest import REPO, golden_file, tiny_hinet
 
 import ppir  # noqa: E402  (sets OMP threads before paddle)
 from ppir.cli import run  # noqa: E402

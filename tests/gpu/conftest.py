@@ -8,7 +8,6 @@ Inference with dynamic shapes and tiles, serving), and those that need a GPU (AM
 skip with a reason. That mode proves the suite executes where no GPU is lent.
 """
 import os
-import sys
 
 FORCED_CPU = os.environ.get("PPIR_GPU_SUITE_DEVICE", "").strip().lower() == "cpu"
 if FORCED_CPU:
@@ -19,8 +18,8 @@ os.environ.setdefault("FLAGS_cudnn_deterministic", "1")  # exact resume needs de
 
 import pytest  # noqa: E402
 
-# tests/gpu is a package (its __init__.py), so `from conftest import ...` in its modules is tests/conftest.py.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# tests/gpu is a package (its __init__.py), so `from conftest import ...` in its modules is tests/conftest.py
+# (tests/ is on sys.path: pyproject's pytest pythonpath).
 
 
 def gpu_count() -> int:

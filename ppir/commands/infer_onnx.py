@@ -1,0 +1,9 @@
+"""Restore images with an exported network on ONNX Runtime (model.onnx; the Paddle Inference runner's flags)."""
+from __future__ import annotations
+
+from ppir.cli import prog as cli_prog
+from ppir.infer.runner import main as runner_main
+
+
+def main(argv=None, prog: str | None = None) -> int:
+    return runner_main(argv, backend="onnxruntime", prog=prog or cli_prog())
