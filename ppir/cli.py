@@ -54,7 +54,7 @@ def child_env(env: dict | None = None) -> dict:
 class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser for every ppir tool: a long option of several words is accepted in both spellings,
     `--save_dir` and `--save-dir` (TIPC configs and PaddlePaddle habits use underscores, the rest of ppir dashes;
-    nobody should have to remember which a tool took). tests/test_cli.py checks the rules over every parser.
+    nobody should have to remember which a tool took). tests/commands/test_cli.py checks the rules over every parser.
     Its usage line names the tool as it was started (`ppir train` through the ppir command; see prog())."""
 
     def __init__(self, *args, prog: str | None = None, **kwargs):

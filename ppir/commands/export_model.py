@@ -49,7 +49,7 @@ def main(argv=None):
                              model_source, parse_input_shape, read_deploy_info)
 
     overrides = flat_overrides(args)
-    cfg = ppir.load_config(args.config, overrides)  # validates the export: section too (ppir.export registers it)
+    cfg = ppir.load_config(args.config, overrides)  # validates every section, export: included
     require_sections(cfg, ("model",), "an export")
     check_save_dir(args.save_dir)  # before building and loading anything
     section = dict(cfg.get("export") or {})

@@ -17,7 +17,7 @@ multiple of the network's) that fits; if even ``smallest_tile`` does not fit, th
 error.
 
 Tiling keeps the whole-image result within 0.05 dB PSNR for networks whose outputs depend only on a local
-neighbourhood (MIMO-UNet; tests/test_tiling.py). Networks with image-wide statistics (their
+neighbourhood (MIMO-UNet; tests/infer/test_tiling.py). Networks with image-wide statistics (their
 ``ModelFacts.image_wide``, which export writes into inference.yml) see only the tile, so their tiled output is
 close to, but not exactly, the whole-image one; the auto-tiling note says so.
 """

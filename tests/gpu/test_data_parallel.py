@@ -2,7 +2,7 @@
 (`python -m paddle.distributed.launch --gpus 0,1 tools/train.py ...`).
 
 The run, the measure (||w_2 - w_1|| / ||w_1 - w_0|| without the null directions of HIN) and its bound are those of
-tests/test_distributed.py, the same check on two CPU processes (gloo) that runs in CI; its docstring says why the
+tests/engine/test_distributed.py, the same check on two CPU processes (gloo) that runs in CI; its docstring says why the
 runs differ only by the order of float additions in the gradient all-reduce. On GPUs, NCCL's reduction order and
 cuDNN's algorithms add float noise of the same kind, well inside the bound.
 """
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from test_distributed import (CONFIG, WEIGHT_TOL, initial_weights_and_null_directions, one_process,
+from engine.test_distributed import (CONFIG, WEIGHT_TOL, initial_weights_and_null_directions, one_process,
                               relative_difference, run_ok, train_cmd, weights)
 
 
@@ -20,7 +20,7 @@ def test_two_gpus_equal_one(device, tmp_path):
     from gpu.conftest import gpu_count
 
     if device == "cpu":
-        pytest.skip("needs GPUs (suite forced onto the CPU; tests/test_distributed.py is the CPU twin)")
+        pytest.skip("needs GPUs (suite forced onto the CPU; tests/engine/test_distributed.py is the CPU twin)")
     if gpu_count() < 2:
         pytest.skip(f"needs 2 GPUs, this machine has {gpu_count()}")
     cfg = tmp_path / "tiny_hinet.yml"

@@ -1,6 +1,6 @@
 """Dygraph forward on the device equals the official PyTorch outputs (golden files) and the CPU forward.
 
-Tolerance: 1e-5 on CPU (as tests/test_golden_parity.py). On a GPU with TF32 off, cuDNN picks other float32
+Tolerance: 1e-5 on CPU (as tests/models/test_golden_parity.py). On a GPU with TF32 off, cuDNN picks other float32
 algorithms (implicit GEMM, Winograd, FFT) whose rounding differs from the CPU's by a few ulps per accumulation;
 over the ~40 conv layers of these nets that stays near 1e-6 of outputs of magnitude ~1, and 1e-4 leaves room
 for Winograd's larger error while still rejecting a wrong kernel (the networks move their input by a std of

@@ -3,7 +3,7 @@
 * The proxy count (run at H/k x W/k, scale by k^2) is exact: it equals the direct count.
 * The counter reproduces the true MACs counted on the official PyTorch code (figures in docs/models/*.md).
 * Every table row in docs/models/*.md equals what the code computes, so the docs cannot drift.
-(Parameter counts of the paper configs are tests/test_param_counts.py's.)
+(Parameter counts of the paper configs are tests/models/test_param_counts.py's.)
 """
 import glob
 import json

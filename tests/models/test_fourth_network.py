@@ -20,8 +20,8 @@ import yaml
 import ppir
 from ppir.export import export_model, run_paddle2onnx
 from ppir.infer.deploy_info import INFO_FILENAME, ONNX_FILENAME, read_deploy_info
-from ppir.infer.backends import DygraphBackend, OnnxRuntimeBackend, PaddleInferenceBackend
-from ppir.infer.runner import Restorer
+from ppir.infer.backends import make_backend
+from ppir.infer.restorer import ImageRestorer
 from ppir.infer.vacc_build import presets
 from ppir.models.common import ModelFacts, check_input, check_int, model_facts, size_rules
 from ppir.profiling import default_shape
@@ -120,19 +120,19 @@ def test_a_fourth_network_goes_from_config_to_serving(registered, tmp_path):
     # Paddle Inference and ONNX Runtime agree with dygraph on a size that needs padding (30x45 -> 32x48)
     run_paddle2onnx(folder, os.path.join(folder, ONNX_FILENAME))
     img = sample_image(30, 45, seed=1)
-    dygraph = Restorer(DygraphBackend(model), info)
+    dygraph = ImageRestorer(make_backend("dygraph", model), info)
     x = dygraph.network_input(img)
     assert x.shape == (1, 3, 32, 48)
     ref = dygraph.infer(x)
-    backends = {"paddle_inference": PaddleInferenceBackend(folder, info),
-                "onnxruntime": OnnxRuntimeBackend(os.path.join(folder, ONNX_FILENAME), info)}
+    backends = {"paddle_inference": make_backend("paddle", folder, info),
+                "onnxruntime": make_backend("onnxruntime", folder, info)}
     for name, backend in backends.items():
         np.testing.assert_allclose(backend.run(x), ref, atol=1e-5, rtol=0, err_msg=name)
     want = dygraph(img)
     assert want.shape == (30, 45, 3)
     clipped = np.clip(ref[0, :, :30, :45].transpose(1, 2, 0), 0, 1)
     np.testing.assert_array_equal(want, np.floor(clipped * 255 + 0.5).astype(np.uint8))  # half_up, as declared
-    ort_out = Restorer(backends["onnxruntime"], info)(img)
+    ort_out = ImageRestorer(backends["onnxruntime"], info)(img)
     assert np.abs(ort_out.astype(int) - want.astype(int)).max() <= 1
 
     # serving: a separate process that has never imported TinyNet serves it from the export alone
@@ -152,7 +152,7 @@ def test_a_fourth_network_goes_from_config_to_serving(registered, tmp_path):
     assert status == 200, body
     assert health[0] == 200 and health[1]["result"]["model"] == "TinyNet"
     served = cv2.imdecode(np.frombuffer(base64.b64decode(body["result"]["image"]), np.uint8), cv2.IMREAD_COLOR)
-    local = Restorer(backends["onnxruntime"], info)(cv2.imdecode(np.frombuffer(to_png(img), np.uint8),
+    local = ImageRestorer(backends["onnxruntime"], info)(cv2.imdecode(np.frombuffer(to_png(img), np.uint8),
                                                                  cv2.IMREAD_COLOR)[:, :, ::-1] / np.float32(255))
     np.testing.assert_array_equal(served[:, :, ::-1], local)
 
