@@ -110,3 +110,11 @@ def atomic_target(path: str):
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+def write_text(path: str, text: str) -> str:
+    """Write a text file (UTF-8) through `atomic_target`: readers see the old file or the whole new one."""
+    with atomic_target(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+    return path

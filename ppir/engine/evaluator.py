@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from ..data.image_io import write_image
 from ..errors import ConfigError
+from ..paths import write_text
 from ..infer.loop import Item, restore_items
 from ..infer.restorer import ImageRestorer
 from ..metrics import MetricSet
@@ -185,9 +186,4 @@ def format_table(result: EvalResult, title: str = "") -> str:
 
 def write_json(path: str, payload: dict) -> None:
     """Write a JSON file atomically."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2, allow_nan=True)
-    os.replace(tmp, path)
+    write_text(path, json.dumps(payload, indent=2, allow_nan=True))

@@ -40,7 +40,7 @@ from ..errors import ConfigError, DatasetError, PPIRError
 from ..losses import build_loss
 from ..metrics import MetricSet
 from ..models.common import input_channels, shape_problem
-from ..paths import output_dir_problem
+from ..paths import output_dir_problem, write_text
 from ..sections import TrainOptions, ValOptions, options_from
 from ..weights import load_weights, save_weights
 from .checkpoint import CheckpointManager, find_resume_checkpoint, load_checkpoint, rng_state, set_rng_state
@@ -418,11 +418,8 @@ class Trainer:
 
     def _write_config(self) -> None:
         path = os.path.join(self.output_dir, "config.yml")
-        tmp = path + f".tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(f"# resolved config of this run (from {self.cfg.source})\n")
-            yaml.safe_dump(dict(self.cfg), f, sort_keys=False)
-        os.replace(tmp, path)
+        write_text(path, f"# resolved config of this run (from {self.cfg.source})\n"
+                         + yaml.safe_dump(dict(self.cfg), sort_keys=False))
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> dict:

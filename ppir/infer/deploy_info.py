@@ -19,6 +19,7 @@ import os
 import yaml
 
 from ..errors import PPIRError
+from ..paths import write_text
 from .pipeline import ROUNDINGS
 
 MODEL_FILENAME = "inference.json"
@@ -125,8 +126,4 @@ def write_deploy_info(info: DeployInfo, model_dir: str) -> str:
     header = ("# Written by ppir.export: read by deploy/inference_python/infer.py, deploy/onnxruntime/infer.py and\n"
               "# every ppir runner (pre/post-processing and tiling come from here, not from per-model code).\n")
     text = header + yaml.dump(info.to_yaml_dict(), Dumper=_InfoDumper, sort_keys=False, width=120)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
+    return write_text(path, text)

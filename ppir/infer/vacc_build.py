@@ -26,6 +26,7 @@ import yaml
 
 from ..cli import ArgumentParser
 from ..errors import ConfigError, ImageError
+from ..paths import write_text
 from ..models.common import model_facts
 from ..registry import MODELS
 from .deploy_info import INFO_FILENAME, read_deploy_info
@@ -103,13 +104,7 @@ def write_yaml(path: str, data: dict, comments: list[str] = ()) -> str:
         lines += [line] if line.startswith(" ") or not line else textwrap.wrap(line, 110)
     header = "".join(f"# {line}\n" if line else "#\n" for line in lines)
     text = header + yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=120)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
+    return write_text(path, text)
 
 
 def export_commands(preset: dict, height: int, width: int, out_dir: str) -> list[str]:

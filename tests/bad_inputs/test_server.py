@@ -162,6 +162,21 @@ def test_burst_of_clients_served_with_default_queue(plain):
     assert metrics["rejected"] == {"queue_full": 0, "expected_wait": 0, "queue_timeout": 0, "body_budget": 0}
 
 
+def worst_health_while(url, job):
+    """Run `job` in a thread while polling /health (each must answer 200): (worst /health seconds, job seconds)."""
+    thread = threading.Thread(target=job)
+    t_start = time.perf_counter()
+    thread.start()
+    worst = 0.0
+    while thread.is_alive():
+        t0 = time.perf_counter()
+        assert get_json(url + "/health")[0] == 200
+        worst = max(worst, time.perf_counter() - t0)
+        time.sleep(0.01)
+    thread.join()
+    return worst, time.perf_counter() - t_start
+
+
 def test_health_answers_during_a_big_upload(plain):
     junk = b'{"image": "' + b"QUJD" * (16 * MB) + b'"}'  # 64 MB of valid base64, and no image in it
     result = {}
@@ -169,18 +184,7 @@ def test_health_answers_during_a_big_upload(plain):
     def upload():
         result["answer"] = post_raw(plain.url + "/image-restoration", junk, timeout=120)
 
-    uploader = threading.Thread(target=upload)
-    t_start = time.perf_counter()
-    uploader.start()
-    worst = 0.0
-    while uploader.is_alive():
-        t0 = time.perf_counter()
-        status, _ = get_json(plain.url + "/health")
-        worst = max(worst, time.perf_counter() - t0)
-        assert status == 200
-        time.sleep(0.01)
-    uploader.join()
-    upload_seconds = time.perf_counter() - t_start
+    worst, upload_seconds = worst_health_while(plain.url, upload)
     status, _, raw = result["answer"]
     assert status == 400
     one_line_error(json.loads(raw), 400)
@@ -208,17 +212,8 @@ def test_health_answers_while_paddle_runs_and_a_dead_predictor_is_replaced(plain
     def work():
         result["statuses"] = [restore(plain.url, data)[0] for _ in range(2)]
 
-    worker = threading.Thread(target=work)
-    t_start = time.perf_counter()
-    worker.start()
-    worst = 0.0
-    while worker.is_alive():
-        t0 = time.perf_counter()
-        assert get_json(plain.url + "/health")[0] == 200
-        worst = max(worst, time.perf_counter() - t0)
-        time.sleep(0.01)
-    worker.join()
-    per_request = (time.perf_counter() - t_start) / 2
+    worst, seconds = worst_health_while(plain.url, work)
+    per_request = seconds / 2
     assert result["statuses"] == [200, 200]
     # the predictor runs in a child process: /health is not held for an inference (in-process it waited for
     # the whole of one); compared with the run's own request time, so machine load cancels out
