@@ -27,7 +27,7 @@ import time
 import cv2
 import numpy as np
 
-from ..cli import ArgumentParser
+from ..cli import BOOL, ArgumentParser
 from ..errors import ConfigError, ImageError
 from .backends import BackendError, make_backend, normalize
 from .deploy_info import INFO_FILENAME, ONNX_FILENAME, DeployInfo, read_deploy_info
@@ -175,7 +175,7 @@ def build_parser(prog: str | None = None):
     add("--gt_dir", default=None, help="ground truth with the same file names: PSNR/SSIM per image")
     add("--save_dir", default="output/vacc", help="folder for the restored PNGs (default: %(default)s; '' for none; "
         "never the input folder unless --overwrite)")
-    add("--overwrite", action="store_true",
+    add("--overwrite", default=False, **BOOL,
         help="allow --save_dir to be (inside) the input or ground-truth folder, replacing inputs")
     add("--backend", choices=("vacc", "onnxruntime"), default="vacc",
         help="vacc: the card through vaststreamx (default); onnxruntime: the CPU stand-in")

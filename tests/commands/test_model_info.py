@@ -138,17 +138,25 @@ def test_true_macs_match_the_official_code(config, total, conv, convt):
     assert m.constant == 0 and m.by_kind["linear"] == 0
 
 
-def test_mirnet_macs_and_the_blur_ppir_does_not_count(monkeypatch):
-    """ppir counts 479.436 G (conv 377.967 + transposed conv 101.469) for MIRNet at 256x256. The reference's
-    ~479.95 G also counts the anti-aliasing blur, a Conv2d-like module upstream but a fixed functional kernel
-    here: adding the blur's MACs (depthwise 3x3 at stride 2) gives the reference's figure."""
+def test_mirnet_macs_and_what_ppir_computes_differently(monkeypatch):
+    """ppir counts 462.524 G for MIRNet at 256x256. The reference's ~479.95 G differs by two things ppir computes
+    otherwise, each shown here: ResidualUpSample's bilinear branch runs its conv1x1 before the x2 upsample, on a
+    quarter of the pixels (the official order gives 479.436 G: conv 377.967 + transposed conv 101.469), and the
+    anti-aliasing blur is a Conv2d-like module upstream but a fixed functional kernel here, not counted (adding
+    its MACs, depthwise 3x3 at stride 2, gives the reference's figure)."""
     from ppir.models import mirnet
 
     m = profile("configs/mirnet_sidd.yml", (1, 3, 256, 256)).macs
     assert m.shape == (1, 3, 256, 256)
+    assert m.total == 462_524_485_632
+    assert (round(m.by_kind["conv"] / 1e9, 1), round(m.by_kind["conv_transpose"] / 1e9, 1)) == (361.1, 101.5)
+    assert 0 < m.constant < 1e6  # channel attention and SKFF squeeze convs on 1x1 pooled features
+
+    # the official order of the bilinear branch: conv1x1(upsample(x))
+    monkeypatch.setattr(mirnet.ResidualUpSample, "forward", lambda self, x: self.top(x) + self.bot(x))
+    m = model_profile(ppir.load_config(os.path.join(REPO, "configs/mirnet_sidd.yml")), shape=(1, 3, 256, 256)).macs
     assert m.total == 479_435_919_360
     assert (round(m.by_kind["conv"] / 1e9, 1), round(m.by_kind["conv_transpose"] / 1e9, 1)) == (378.0, 101.5)
-    assert 0 < m.constant < 1e6  # channel attention and SKFF squeeze convs on 1x1 pooled features
 
     blur = []
     original = mirnet.antialias_down2
