@@ -445,6 +445,14 @@ KINDS = tuple(BUILDERS)
 MODEL_KINDS = ("auto", "dygraph", "paddle", "onnxruntime")  # what --backend offers for a network (predict, eval)
 
 
+def add_backend_arg(parser) -> None:
+    """--backend for the tools that restore with a network from a config (predict, eval)."""
+    parser.add_argument("--backend", choices=MODEL_KINDS, default="auto",
+                        help="how the network runs: auto (default: compiled in this process for Paddle Inference + "
+                             "oneDNN on CPU, dygraph on a GPU or when compiling fails, with a note), dygraph, or "
+                             "compiled for paddle (Paddle Inference + oneDNN) or onnxruntime; no export step")
+
+
 def _auto(source, info, o):
     """The fastest correct backend for a network: on CPU Paddle Inference + oneDNN compiled in-process, dygraph
     (with one `note:` line saying why) when that cannot be built; on a GPU dygraph (compiled GPU programs are
