@@ -40,10 +40,11 @@ class EvalResult:
     count: int = 0
     seconds: float = 0.0
     saved: list = field(default_factory=list)       # image files written
+    backend: str = "dygraph"                        # what restored the images (Backend.name)
 
     def as_dict(self) -> dict:
         return {"images": self.count, "metrics": self.metrics, "input_metrics": self.input_metrics,
-                "seconds": round(self.seconds, 3), "per_image": self.per_image}
+                "seconds": round(self.seconds, 3), "backend": self.backend, "per_image": self.per_image}
 
 
 def eval_restorer(model: paddle.nn.Layer, tile: int = 0, tile_overlap: int = 32, grids: bool = False,
@@ -119,7 +120,7 @@ def evaluate(model: paddle.nn.Layer, dataset, metrics, *, tile: int = 0, tile_ov
         if was_training:
             model.train()
         raise
-    result = EvalResult(names=mset.names, metrics={}, input_metrics=None)
+    result = EvalResult(names=mset.names, metrics={}, input_metrics=None, backend=restorer.backend.name)
     t0 = time.time()
     bar = None
     if progress:

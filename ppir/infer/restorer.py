@@ -67,18 +67,19 @@ class ImageRestorer:
         self.auto_tiles: set = set()  # tile sizes auto-tiling chose (for the benchmark report)
 
     @classmethod
-    def for_model(cls, model, threads: int | None = None, backend: str = "auto", **options) -> "ImageRestorer":
+    def for_model(cls, model, threads: int | None = None, backend: str = "auto",
+                  backend_notes: Callable[[str], object] | None = None, **options) -> "ImageRestorer":
         """On a dygraph network, no export needed: `backend` "auto" (default: on CPU the network compiled in-process
         for Paddle Inference + oneDNN, dygraph where that fails or on a GPU), "dygraph", "paddle" or "onnxruntime"
         (`backends.make_backend`; the model ends in eval mode), with the DeployInfo its export would write
-        (`ppir.infer.dygraph.model_info`: size rules, channels). Build reports and notes go to `options["notes"]`
-        when given, else to stderr."""
+        (`ppir.infer.dygraph.model_info`: size rules, channels). The backend's one build line (compile time, or why
+        it fell back to dygraph) goes to `backend_notes`, by default stderr (`notes` stays for the tiling notes)."""
         from .dygraph import model_info  # imports paddle: only where a dygraph model is restored
 
         if backend not in MODEL_KINDS:
             raise ConfigError(f"backend must be one of {', '.join(MODEL_KINDS)} for a network, got {backend!r}")
         info = model_info(model)
-        return cls(make_backend(backend, model, info, threads=threads, notes=options.get("notes")), info, **options)
+        return cls(make_backend(backend, model, info, threads=threads, notes=backend_notes), info, **options)
 
     @property
     def tiled(self) -> bool:

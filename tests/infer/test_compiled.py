@@ -114,6 +114,7 @@ def test_eval_and_predict_same_scores_on_both_backends(tmp_path, capsys):
         scores[backend] = json.loads((out / "metrics.json").read_text())
     assert "compiled HINet for Paddle Inference + oneDNN in" in stderr["auto"]  # auto's CPU choice
     assert "compiled" not in stderr["dygraph"]
+    assert (scores["dygraph"]["backend"], scores["auto"]["backend"]) == ("dygraph", "paddle_inference")
     for a, b in zip(scores["dygraph"]["per_image"], scores["auto"]["per_image"]):
         assert abs(a["psnr"] - b["psnr"]) <= 1e-3 and abs(a["ssim"] - b["ssim"]) <= 1e-5
 
