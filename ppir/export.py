@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import datetime
 import os
-import subprocess
-import sys
 from typing import Any, Sequence
 
 import numpy as np
 
 from .infer.backends import BackendError, make_backend, read_onnx_model
-from .infer.deploy_info import (INPUT_NAME, MODEL_FILENAME, PARAMS_FILENAME, DeployInfo, ExportError,
-                                read_deploy_info, write_deploy_info)
+from .infer.compile import check_save_file, run_paddle2onnx, save_program  # noqa: F401 - re-exported (CLIs, tests)
+from .infer.deploy_info import DeployInfo, ExportError, read_deploy_info, write_deploy_info
 from .infer.pipeline import ROUNDINGS
 from .models.common import padded_size
-from .paths import output_dir_problem, output_file_problem
+from .paths import output_dir_problem
 
 
 # --------------------------------------------------------------------------------------------- export
@@ -29,13 +27,6 @@ def check_save_dir(save_dir: str) -> None:
     problem = output_dir_problem(save_dir)
     if problem:
         raise ExportError(f"--save-dir: {problem}")
-
-
-def check_save_file(save_file: str) -> None:
-    """ExportError (one line, naming the path) unless the ONNX file can be written."""
-    problem = output_file_problem(save_file)
-    if problem:
-        raise ExportError(f"--save_file: {problem}")
 
 
 def parse_input_shape(text: str | Sequence[int] | None) -> list | None:
@@ -62,10 +53,6 @@ def export_model(model, save_dir: str, input_shape: Sequence[int] | None = None,
     (the runners then feed tiles of exactly that size). `rounding` and `tile_overlap` default to the
     network's own facts (`ppir.models.common.model_facts`), which inference.yml carries to the runners.
     """
-    import paddle  # paddle and the modules built on it load only when a model is exported
-    from paddle.static import InputSpec
-
-    from .infer.dygraph import FinalOutput
     from .models.common import input_channels, model_facts, shape_problem, size_rules, vacc_problem
 
     model_name = type(model).__name__
@@ -84,20 +71,7 @@ def export_model(model, save_dir: str, input_shape: Sequence[int] | None = None,
 
     check_save_dir(save_dir)
     os.makedirs(save_dir, exist_ok=True)
-    net = FinalOutput(model)
-    net.eval()
-    static = paddle.jit.to_static(net, input_spec=[InputSpec(list(spec_shape), "float32", INPUT_NAME)],
-                                  full_graph=True)
-    prefix = os.path.join(save_dir, os.path.splitext(MODEL_FILENAME)[0])
-    try:
-        paddle.jit.save(static, prefix)
-    except Exception as e:  # noqa: BLE001 - a failing export is reported as one line, with its cause
-        raise ExportError(f"paddle.jit.save failed for {model_name}: {type(e).__name__}: "
-                          f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from e
-    for name in (MODEL_FILENAME, PARAMS_FILENAME):
-        if not os.path.isfile(os.path.join(save_dir, name)):
-            raise ExportError(f"paddle.jit.save did not write {os.path.join(save_dir, name)} "
-                              f"(is FLAGS_enable_pir_api switched off?)")
+    save_program(model, save_dir, spec_shape)
     info = DeployInfo(model_name=model_name, size_multiple=multiple, min_size=min_size, in_channels=channels,
                       input_shape=spec_shape, rounding=rounding, tile=int(tile or 0), tile_overlap=int(tile_overlap),
                       image_wide=facts.image_wide, vacc_problem=vacc_problem(model), source=dict(source or {}))
@@ -124,47 +98,6 @@ def max_rel_diff(a: np.ndarray, b: np.ndarray) -> float:
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         return float("inf")
     return float(np.abs(a - b).max() / max(1.0, float(np.abs(b).max())))
-
-
-def run_paddle2onnx(model_dir: str, save_file: str, opset_version: int = 13, model_filename: str = MODEL_FILENAME,
-                    params_filename: str = PARAMS_FILENAME, optimize_tool: str = "onnxoptimizer",
-                    timeout: int = 1800, in_process: bool = False) -> None:
-    """paddle2onnx with one-line errors. It runs in a child process by default, because it aborts the whole
-    process on some failures; `in_process` saves the child's start-up (about 2 s) where that risk is acceptable."""
-    for name in (model_filename, params_filename):
-        if not os.path.isfile(os.path.join(model_dir, name)):
-            raise ExportError(f"{os.path.join(model_dir, name)}: no such file; export the model first "
-                              f"(tools/export_model.py)")
-    check_save_file(save_file)
-    if os.path.exists(save_file):
-        os.remove(save_file)
-    if in_process:
-        import paddle2onnx
-
-        try:
-            paddle2onnx.export(os.path.join(model_dir, model_filename), os.path.join(model_dir, params_filename),
-                               save_file=save_file, opset_version=opset_version, enable_onnx_checker=True,
-                               optimize_tool=optimize_tool)
-        except Exception as e:  # noqa: BLE001
-            why = (str(e).strip().splitlines() or [type(e).__name__])[-1]
-            raise ExportError(f"paddle2onnx failed on {model_dir}: {why[:300]}") from None
-        if not os.path.isfile(save_file):
-            raise ExportError(f"paddle2onnx failed on {model_dir}: it wrote no {save_file}")
-        return
-    args = ["--model_dir", model_dir, "--model_filename", model_filename, "--params_filename", params_filename,
-            "--save_file", save_file, "--opset_version", str(opset_version), "--enable_onnx_checker", "True",
-            "--optimize_tool", optimize_tool]
-    code = "import sys; from paddle2onnx.command import main; sys.argv = ['paddle2onnx'] + sys.argv[1:]; main()"
-    try:
-        proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise ExportError(f"paddle2onnx did not finish within {timeout} s") from None
-    if proc.returncode != 0 or not os.path.isfile(save_file) or os.path.getsize(save_file) == 0:
-        lines = [ln.strip() for ln in (proc.stderr + "\n" + proc.stdout).splitlines() if ln.strip()]
-        errors = [ln for ln in lines if "error" in ln.lower() and "ccache" not in ln]
-        why = (errors or lines or ["no output"])[-1]
-        status = f"exit code {proc.returncode}" if proc.returncode >= 0 else f"killed by signal {-proc.returncode}"
-        raise ExportError(f"paddle2onnx failed on {model_dir} ({status}): {why[:300]}")
 
 
 def check_onnx_dynamic(onnx_path: str, info: DeployInfo) -> None:

@@ -13,6 +13,7 @@ import argparse
 import os
 
 from ppir.cli import add_override_arg, ArgumentParser, flat_overrides
+from ppir.infer.backends import add_backend_arg
 
 
 def parse_args(argv=None):
@@ -33,6 +34,7 @@ def parse_args(argv=None):
     p.add_argument("--baselines", action="store_true",
                    help="also score classical filters (Gaussian blur, median, bilateral, non-local means), each "
                         "with its parameter chosen on these very images: what the network has to beat")
+    add_backend_arg(p)
     add_override_arg(p)
     return p.parse_args(argv)
 
@@ -73,7 +75,7 @@ def main(argv=None):
     res = evaluate(model, dataset, metrics, tile=vopt.tile, tile_overlap=vopt.tile_overlap, grids=vopt.grids,
                    self_ensemble=vopt.self_ensemble, max_images=max_images, score_input=not args.no_input,
                    save_dir=os.path.join(out_dir, "images"), save_images=save_images, progress=True,
-                   desc=f"eval {name}")
+                   desc=f"eval {name}", backend=args.backend)
     protocol = []
     if vopt.tile:
         protocol.append(f"{'grids' if vopt.grids else 'tiles'} {vopt.tile}"

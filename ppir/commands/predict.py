@@ -1,4 +1,4 @@
-"""Restore images with a trained or converted network (dygraph; any image size).
+"""Restore images with a trained or converted network (any image size; no export step).
 
 Examples:
   python tools/predict.py -c configs/hinet_sidd_0.5x.yml --weights hinet.pdparams --input noisy.png --output out/
@@ -11,6 +11,7 @@ import sys
 import textwrap
 
 from ppir.cli import add_override_arg, ArgumentParser, BOOL, flat_overrides
+from ppir.infer.backends import add_backend_arg
 from ppir.infer.memory import TOLERANCE_NOTE, default_budget, memory_arg
 from ppir.infer.outputs import NAME_RULE
 
@@ -49,6 +50,7 @@ def parse_args(argv=None):
     p.add_argument("--max-memory", "--max_memory", dest="max_memory", type=memory_arg, default=None,
                    metavar="SIZE", help="memory budget per image, e.g. 8G or 512M (default: half of this machine's "
                                         "memory); larger images are restored in tiles; 0: no limit")
+    add_backend_arg(p)
     add_override_arg(p)
     return p.parse_args(argv)
 
@@ -69,8 +71,8 @@ def main(argv=None):
     model = ppir.build_model(args.config, flat_overrides(args))
     ppir.load_weights(model, args.weights)
     budget = default_budget() if args.max_memory is None else args.max_memory
-    restorer = ImageRestorer.for_model(model, tile=args.tile, tile_overlap=args.tile_overlap, max_memory=budget,
-                                       output="float",
+    restorer = ImageRestorer.for_model(model, backend=args.backend, tile=args.tile, tile_overlap=args.tile_overlap,
+                                       max_memory=budget, output="float",
                                        notes=lambda msg: tqdm.write(msg, file=sys.stderr))  # bad --tile: ConfigError
     bar = tqdm(total=len(files), desc="restoring", unit="img", disable=len(files) < 2)
     summary = restore_items(restorer, file_items(files, save_dir=args.output, names=names),

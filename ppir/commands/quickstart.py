@@ -154,8 +154,8 @@ def metrics_table(model: str, eval_json: dict, before: dict, after: dict, iters:
     if inp:
         lines.append(row("validation set, degraded input", eval_json["images"], inp[psnr_key],
                          inp.get(ssim_key) if ssim_key else None))
-    lines.append(row("validation set, restored (tools/eval.py, dygraph)", eval_json["images"], res[psnr_key],
-                     res.get(ssim_key) if ssim_key else None))
+    lines.append(row(f"validation set, restored (tools/eval.py, {eval_json.get('backend', 'dygraph')})",
+                     eval_json["images"], res[psnr_key], res.get(ssim_key) if ssim_key else None))
     lines.append(row("test images, degraded input", len(before), mean(v[0] for v in before.values()),
                      mean(v[1] for v in before.values())))
     lines.append(row("test images, restored (Paddle Inference)", len(after), mean(v[0] for v in after.values()),

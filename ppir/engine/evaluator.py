@@ -1,7 +1,8 @@
 """Evaluate a network on a dataset with the configured metrics (used by validation and tools/eval.py).
 
 Each image goes through the runners' loop (`ppir.infer.loop`) and is restored at its full size by
-`ppir.infer.restorer.ImageRestorer` on a dygraph backend: reflect-padded to the network's multiple/minimum size and
+`ppir.infer.restorer.ImageRestorer` (on CPU by default the network compiled in-process for Paddle Inference +
+oneDNN, else dygraph: `backend`): reflect-padded to the network's multiple/minimum size and
 cropped back, or in tiles (`tile` > 0, smooth blending, `ppir.infer.tiling`), or in HINet's official test-time
 grids (`grids`, tiles of `tile` px averaged with equal weights: its GoPro/REDS/Rain13k protocol), optionally
 with the 8-transform self-ensemble. The output is clipped to [0, 1] and scored against
@@ -39,18 +40,20 @@ class EvalResult:
     count: int = 0
     seconds: float = 0.0
     saved: list = field(default_factory=list)       # image files written
+    backend: str = "dygraph"                        # what restored the images (Backend.name)
 
     def as_dict(self) -> dict:
         return {"images": self.count, "metrics": self.metrics, "input_metrics": self.input_metrics,
-                "seconds": round(self.seconds, 3), "per_image": self.per_image}
+                "seconds": round(self.seconds, 3), "backend": self.backend, "per_image": self.per_image}
 
 
-def dygraph_restorer(model: paddle.nn.Layer, tile: int = 0, tile_overlap: int = 32, grids: bool = False,
-                     self_ensemble: bool = False) -> ImageRestorer:
-    """The evaluation's `ImageRestorer` on the dygraph `model` (put in eval mode), with the val: protocol."""
+def eval_restorer(model: paddle.nn.Layer, tile: int = 0, tile_overlap: int = 32, grids: bool = False,
+                  self_ensemble: bool = False, backend: str = "auto") -> ImageRestorer:
+    """The evaluation's `ImageRestorer` on `model` (put in eval mode) with the val: protocol, on `backend`
+    (`ImageRestorer.for_model`: "auto" compiles the network for Paddle Inference + oneDNN on CPU)."""
     if grids and not tile:
         raise ConfigError("val.grids needs val.tile (the grid crop size, HINet: 256)")
-    return ImageRestorer.for_model(model, tile=int(tile or 0), tile_overlap=int(tile_overlap),
+    return ImageRestorer.for_model(model, backend=backend, tile=int(tile or 0), tile_overlap=int(tile_overlap),
                                    blend="mean" if grids else "smooth", self_ensemble=self_ensemble,
                                    tile_option="val.tile", output="float")
 
@@ -90,9 +93,11 @@ def _safe_name(name: str) -> str:
 def evaluate(model: paddle.nn.Layer, dataset, metrics, *, tile: int = 0, tile_overlap: int = 32,
              grids: bool = False, self_ensemble: bool = False, max_images: int = 0, score_input: bool = False,
              save_dir: str | None = None, save_images: int = 0, progress: bool = False,
-             desc: str = "eval") -> EvalResult:
+             desc: str = "eval", backend: str = "auto") -> EvalResult:
     """Restore and score `dataset[i]` for every i (or the first `max_images`); the model is put in eval mode
-    and back into its previous mode afterwards.
+    and back into its previous mode afterwards. `backend`: "auto" (the network compiled in-process for Paddle
+    Inference + oneDNN on CPU, its build time on stderr; dygraph on a GPU or when compiling fails, with one note),
+    "dygraph", "paddle" or "onnxruntime"; outputs agree with dygraph's within the export tolerance.
 
     `metrics`: a MetricSet, a list of metric objects, or the config's `metrics:` list. `save_images` > 0 writes,
     for the first N images, `<save_dir>/<name>.png` (restored) and `<save_dir>/<name>_compare.png`
@@ -110,12 +115,12 @@ def evaluate(model: paddle.nn.Layer, dataset, metrics, *, tile: int = 0, tile_ov
         raise ConfigError("save_images needs a folder to save into")
     was_training = model.training  # the dygraph backend puts the model in eval mode; put back at the end
     try:
-        restorer = dygraph_restorer(model, tile, tile_overlap, grids, self_ensemble)
+        restorer = eval_restorer(model, tile, tile_overlap, grids, self_ensemble, backend)
     except ConfigError:
         if was_training:
             model.train()
         raise
-    result = EvalResult(names=mset.names, metrics={}, input_metrics=None)
+    result = EvalResult(names=mset.names, metrics={}, input_metrics=None, backend=restorer.backend.name)
     t0 = time.time()
     bar = None
     if progress:

@@ -397,7 +397,8 @@ class Trainer:
         res = evaluate(_inner(self.model), self.val_set, self.metrics, tile=v.tile, tile_overlap=v.tile_overlap,
                        grids=v.grids, self_ensemble=v.self_ensemble, max_images=v.max_images, score_input=first,
                        save_dir=os.path.join(self.output_dir, "val_images", f"iter_{done:08d}"),
-                       save_images=v.save_images, progress=False)
+                       save_images=v.save_images, progress=False,
+                       backend="dygraph")  # weights change between validations: a compile each time costs more than it saves
         if first:
             self.input_metrics = res.input_metrics
         value = res.metrics[self.best_name]

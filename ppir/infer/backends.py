@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
+import time
+from typing import Callable
 
 import numpy as np
 
@@ -380,12 +383,16 @@ def _dygraph(source, info, o):
 
 
 def _paddle(source, info, o):
-    return PaddleInferenceBackend(source, info, use_gpu=o["use_gpu"], enable_mkldnn=o["enable_mkldnn"],
+    if not isinstance(source, (str, os.PathLike)):
+        return _compiled("paddle", source, info, o)
+    return PaddleInferenceBackend(source, info, use_gpu=o["use_gpu"], enable_mkldnn=bool(o["enable_mkldnn"]),
                                   cpu_threads=o["threads"], use_tensorrt=o["use_tensorrt"], precision=o["precision"],
                                   model_file=o["model_file"], params_file=o["params_file"], gpu_id=o["gpu_id"])
 
 
 def _onnxruntime(source, info, o):
+    if not isinstance(source, (str, os.PathLike)):
+        return _compiled("onnxruntime", source, info, o)
     return OnnxRuntimeBackend(o["model_file"] or os.path.join(source, ONNX_FILENAME), info, use_gpu=o["use_gpu"],
                               cpu_threads=o["threads"], use_tensorrt=o["use_tensorrt"], precision=o["precision"],
                               check_precision=o["check_precision"])
@@ -395,26 +402,95 @@ def _vacc(source, info, o):
     return VaccBackend(source, o["vdsp_params"], o["device_id"], o["batch_size"])
 
 
-# kind -> builder(source, info, options). A new way of running a network (e.g. a model compiled to a static
-# program in this process) is one builder here; every tool that takes a backend kind then offers it.
+def compiled_name(kind: str, enable_mkldnn: bool) -> str:
+    """How a compiled backend is named to users: "Paddle Inference + oneDNN", "ONNX Runtime"."""
+    return {"paddle": "Paddle Inference" + (" + oneDNN" if enable_mkldnn else ""), "onnxruntime": "ONNX Runtime"}[kind]
+
+
+def _compiled(kind, model, info, o):
+    """`kind` on a paddle.nn.Layer: compiled in-process into a private temporary folder (`compile.compiled_folder`,
+    gone once the predictor or session is built), then built by the kind's own builder from that folder. oneDNN
+    is on unless enable_mkldnn=False. The build time is told once through `notes`."""
+    from .compile import compiled_folder
+    from .deploy_info import ExportError
+    from .dygraph import model_info  # imports paddle: only where a network is compiled
+
+    info = info or model_info(model)
+    o = {**o, "enable_mkldnn": o["enable_mkldnn"] is not False, "model_file": None, "params_file": None}
+    what = compiled_name(kind, o["enable_mkldnn"] and not o["use_gpu"])
+    name = type(model).__name__
+    start = time.perf_counter()
+    try:
+        with compiled_folder(model, info, onnx=kind == "onnxruntime") as folder:
+            backend = BUILDERS[kind](folder, info, o)
+    except (ExportError, BackendError) as e:
+        raise BackendError(f"cannot compile {name} for {what}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - to_static and the predictors raise anything; users get one line
+        why = (str(e).strip().splitlines() or [""])[0]
+        raise BackendError(f"cannot compile {name} for {what}: {type(e).__name__}: {why[:300]}") from None
+    backend.build_seconds = time.perf_counter() - start
+    o["notes"](f"compiled {name} for {what} in {backend.build_seconds:.1f} s")
+    return backend
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# kind -> builder(source, info, options). A new way of running a network is one builder here; every tool that
+# takes a backend kind then offers it. "paddle" and "onnxruntime" take an export folder or a paddle.nn.Layer (then
+# compiled in this process); "auto" (`make_backend` only) chooses for a Layer.
 BUILDERS = {"dygraph": _dygraph, "paddle": _paddle, "onnxruntime": _onnxruntime, "vacc": _vacc}
 KINDS = tuple(BUILDERS)
+MODEL_KINDS = ("auto", "dygraph", "paddle", "onnxruntime")  # what --backend offers for a network (predict, eval)
+
+
+def add_backend_arg(parser) -> None:
+    """--backend for the tools that restore with a network from a config (predict, eval)."""
+    parser.add_argument("--backend", choices=MODEL_KINDS, default="auto",
+                        help="how the network runs: auto (default: compiled in this process for Paddle Inference + "
+                             "oneDNN on CPU, dygraph on a GPU or when compiling fails, with a note), dygraph, or "
+                             "compiled for paddle (Paddle Inference + oneDNN) or onnxruntime; no export step")
+
+
+def _auto(source, info, o):
+    """The fastest correct backend for a network: on CPU Paddle Inference + oneDNN compiled in-process, dygraph
+    (with one `note:` line saying why) when that cannot be built; on a GPU dygraph (compiled GPU programs are
+    not checked against dygraph yet)."""
+    import paddle
+
+    if o["use_gpu"] or not paddle.device.get_device().startswith("cpu"):
+        return _dygraph(source, info, o)
+    try:
+        return _compiled("paddle", source, info, o)
+    except Exception as e:  # noqa: BLE001 - any failure to compile leaves the always-working dygraph path
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        o["notes"](f"note: {why[:300]}; using dygraph")
+        return _dygraph(source, info, o)
 
 
 def make_backend(kind: str, source, info=None, *, use_gpu: bool = False, threads: int | None = None,
-                 enable_mkldnn: bool = False, precision: str = "fp32", model_file: str | None = None,
+                 enable_mkldnn: bool | None = None, precision: str = "fp32", model_file: str | None = None,
                  params_file: str | None = None, use_tensorrt: bool = False, gpu_id: int = 0,
                  check_precision: bool = True, vdsp_params: str | None = None, device_id: int = 0,
-                 batch_size: int = 1) -> Backend:
-    """The backend of `kind` on `source`: a paddle.nn.Layer ("dygraph"), an export folder ("paddle",
-    "onnxruntime"; `model_file`/`params_file` replace its default files) or a vamc model prefix ("vacc").
-    `info` is the export's DeployInfo where there is one. BackendError (one line) when it cannot be built."""
-    if kind not in BUILDERS:
+                 batch_size: int = 1, notes: Callable[[str], object] | None = None) -> Backend:
+    """The backend of `kind` on `source`: a paddle.nn.Layer ("dygraph"; "paddle" and "onnxruntime" compile it
+    in-process; "auto" picks, see `_auto`), an export folder ("paddle", "onnxruntime"; `model_file`/`params_file`
+    replace its default files) or a vamc model prefix ("vacc"). `info` is the export's DeployInfo where there is
+    one (for a Layer: `dygraph.model_info(model)` by default). oneDNN (`enable_mkldnn`) is off for an export folder
+    and on for a compiled network unless given. `notes` hears the one-line build report or fallback note (default:
+    stderr). BackendError (one line) when it cannot be built."""
+    if kind not in BUILDERS and kind != "auto":
         raise BackendError(f"unknown backend {kind!r}; choose from {', '.join(KINDS)}")
-    options = dict(use_gpu=bool(use_gpu), threads=threads, enable_mkldnn=bool(enable_mkldnn), precision=precision,
+    options = dict(use_gpu=bool(use_gpu), threads=threads, enable_mkldnn=enable_mkldnn, precision=precision,
                    model_file=model_file, params_file=params_file, use_tensorrt=bool(use_tensorrt), gpu_id=gpu_id,
                    check_precision=check_precision, vdsp_params=vdsp_params, device_id=device_id,
-                   batch_size=batch_size)
+                   batch_size=batch_size, notes=notes or _stderr)
+    if kind == "auto":
+        if isinstance(source, (str, os.PathLike)):
+            raise BackendError("backend auto chooses for a network (paddle.nn.Layer); for an export folder "
+                               "choose paddle or onnxruntime")
+        return _auto(source, info, options)
     return BUILDERS[kind](source, info, options)
 
 

@@ -1,6 +1,6 @@
 """`ImageRestorer`: one image in, its restored image out, on any backend (dygraph, Paddle Inference, ONNX Runtime,
 VACC). Every tool restores through it: the deploy runners, the server, the quantization report, tools/predict.py
-and the evaluator.
+and the evaluator (these two on a network compiled in-process by default, see `for_model`).
 
 The steps, all driven by a `DeployInfo` (an export's inference.yml, or `ppir.infer.dygraph.model_info(model)`):
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from ..data.transforms import dihedral, dihedral_inverse
 from ..errors import ConfigError
-from .backends import make_backend
+from .backends import MODEL_KINDS, make_backend
 from .memory import MemoryPlanner
 from .pipeline import pad_to_multiple, postprocess, to_network_channels, to_nchw, to_uint8
 from .tiling import check_tile, run_tiled
@@ -67,12 +67,19 @@ class ImageRestorer:
         self.auto_tiles: set = set()  # tile sizes auto-tiling chose (for the benchmark report)
 
     @classmethod
-    def for_model(cls, model, threads: int | None = None, **options) -> "ImageRestorer":
-        """On a dygraph network, no export needed: `DygraphBackend` (puts the model in eval mode) and the
-        DeployInfo its export would write (`ppir.infer.dygraph.model_info`: size rules, channels)."""
+    def for_model(cls, model, threads: int | None = None, backend: str = "auto",
+                  backend_notes: Callable[[str], object] | None = None, **options) -> "ImageRestorer":
+        """On a dygraph network, no export needed: `backend` "auto" (default: on CPU the network compiled in-process
+        for Paddle Inference + oneDNN, dygraph where that fails or on a GPU), "dygraph", "paddle" or "onnxruntime"
+        (`backends.make_backend`; the model ends in eval mode), with the DeployInfo its export would write
+        (`ppir.infer.dygraph.model_info`: size rules, channels). The backend's one build line (compile time, or why
+        it fell back to dygraph) goes to `backend_notes`, by default stderr (`notes` stays for the tiling notes)."""
         from .dygraph import model_info  # imports paddle: only where a dygraph model is restored
 
-        return cls(make_backend("dygraph", model, threads=threads), model_info(model), **options)
+        if backend not in MODEL_KINDS:
+            raise ConfigError(f"backend must be one of {', '.join(MODEL_KINDS)} for a network, got {backend!r}")
+        info = model_info(model)
+        return cls(make_backend(backend, model, info, threads=threads, notes=backend_notes), info, **options)
 
     @property
     def tiled(self) -> bool:
