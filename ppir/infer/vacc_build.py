@@ -29,7 +29,10 @@ from ..errors import ConfigError, ImageError
 from ..paths import write_text
 from ..models.common import model_facts
 from ..registry import MODELS
+from .backends import vdsp_params
 from .deploy_info import INFO_FILENAME, read_deploy_info
+from .loop import list_images
+from .vacc import _parse_shape, onnx_input_shape, preprocess, read_bgr
 
 PRECISIONS = ("fp16", "int8")
 CALIBRATE_MODES = ("percentile", "max", "kl_divergence", "mse")
@@ -121,7 +124,6 @@ def check_onnx_for_vacc(onnx_path: str, height: int, width: int, model_name: str
     """Notes (and ConfigError for real mismatches) about an ONNX file that is to be compiled at height x width.
     An export that does not fit its network's VACC recipe (inference.yml's vacc_problem) is an error, or only a
     note with `allow_recipe_mismatch` (--allow_nearest)."""
-    from .vacc import onnx_input_shape
 
     notes = []
     dims = onnx_input_shape(onnx_path)
@@ -154,8 +156,6 @@ def make_calibration_set(image_dir: str, out_dir: str, height: int, width: int, 
     ``input_0``: RGB CHW uint8, what vamp reads) and `out_dir/npz_datalist.txt` (vamp --datalist)."""
     import cv2
 
-    from .loop import list_images
-    from .vacc import preprocess, read_bgr
 
     if height < 1 or width < 1:
         raise ConfigError(f"calibration shape must be positive, got {height}x{width}")
@@ -193,7 +193,6 @@ def build_config_main(argv=None, prog: str | None = None) -> int:
     import argparse
     import json
 
-    from .backends import vdsp_params
 
     known = presets()
     p = ArgumentParser(
@@ -230,8 +229,7 @@ def build_config_main(argv=None, prog: str | None = None) -> int:
     if not name:
         raise ConfigError("give --preset or --name")
     if args.shape:
-        from .vacc import _parse_shape
-
+    
         height, width = _parse_shape(args.shape)
     elif preset:
         height, width = preset["shape"]
@@ -298,7 +296,6 @@ def calib_main(argv=None, prog: str | None = None) -> int:
     p.add_argument("--num", type=int, default=50, help="images to take (default: %(default)s; 0: all)")
     p.add_argument("--no_npz", action="store_true", help="only the PNG files")
     args = p.parse_args(argv)
-    from .vacc import _parse_shape
 
     height, width = _parse_shape(args.shape)
     if args.num < 0:
