@@ -41,9 +41,9 @@ SMALL_OVERRIDES = {  # --small: the test suite's tiny widths
     "HINet": ["model.wf=8"], "MIRNet": ["model.n_feat=8", "model.n_RRG=1", "model.n_MSRB=1"],
     "MIMOUNet": ["model.num_res=1"], "MIMOUNetPlus": ["model.num_res=1"],
 }
-BACKENDS = ("dygraph", "pi_onednn", "pi", "ort", "ort_int8")
+BACKENDS = ("dygraph", "auto", "pi_onednn", "pi", "ort", "ort_int8")
 GPU_BACKENDS = ("dygraph", "pi_gpu", "trt_fp32", "trt_fp16")
-BACKEND_LABELS = {"dygraph": "dygraph", "pi_onednn": "PaddleInference oneDNN", "pi": "PaddleInference no-oneDNN",
+BACKEND_LABELS = {"dygraph": "dygraph", "auto": "in-process auto (predict/eval)", "pi_onednn": "PaddleInference oneDNN", "pi": "PaddleInference no-oneDNN",
                   "ort": "ONNX Runtime fp32", "ort_int8": "ONNX Runtime int8", "pi_gpu": "PaddleInference GPU",
                   "trt_fp32": "PaddleInference TensorRT fp32", "trt_fp16": "PaddleInference TensorRT fp16"}
 
@@ -79,7 +79,7 @@ def bench_config(config, shape, args, backends, work_dir):
 
     import ppir
     from ppir.export import export_model, max_rel_diff, run_paddle2onnx
-    from ppir.infer.backends import DygraphBackend, OnnxRuntimeBackend, PaddleInferenceBackend
+    from ppir.infer.backends import DygraphBackend, OnnxRuntimeBackend, PaddleInferenceBackend, make_backend
     from ppir.engine.trainer import init_like_torch
     from ppir.profiling import auto_proxy, count_macs
     from ppir.quant import quantize_int8
@@ -125,8 +125,14 @@ def bench_config(config, shape, args, backends, work_dir):
 
     if "dygraph" in backends:
         record("dygraph", DygraphBackend(model).run)
+    if "auto" in backends:  # path 1: what predict/eval/the API build from the weights, no export step
+        t0 = time.perf_counter()
+        backend = make_backend("auto", model, threads=args.threads, notes=lambda line: print(f"  # {line}"))
+        build = time.perf_counter() - t0
+        print(f"  # in-process auto: {backend.name}, built in {build:.1f} s (paid once per run)", flush=True)
+        record("auto", backend.run)
     info = None
-    if any(b != "dygraph" for b in backends):
+    if any(b not in ("dygraph", "auto") for b in backends):
         info = export_model(model, out_dir)
     for kind, mkldnn in (("pi_onednn", True), ("pi", False)):
         if kind in backends:
