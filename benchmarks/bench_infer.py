@@ -43,7 +43,8 @@ SMALL_OVERRIDES = {  # --small: the test suite's tiny widths
 }
 BACKENDS = ("dygraph", "auto", "pi_onednn", "pi", "ort", "ort_int8")
 GPU_BACKENDS = ("dygraph", "pi_gpu", "trt_fp32", "trt_fp16")
-BACKEND_LABELS = {"dygraph": "dygraph", "auto": "in-process auto (predict/eval)", "pi_onednn": "PaddleInference oneDNN", "pi": "PaddleInference no-oneDNN",
+BACKEND_LABELS = {"dygraph": "dygraph", "auto": "in-process auto (predict/eval)", "pi_onednn": "PaddleInference oneDNN",
+                  "pi": "PaddleInference no-oneDNN",
                   "ort": "ONNX Runtime fp32", "ort_int8": "ONNX Runtime int8", "pi_gpu": "PaddleInference GPU",
                   "trt_fp32": "PaddleInference TensorRT fp32", "trt_fp16": "PaddleInference TensorRT fp16"}
 
@@ -126,11 +127,9 @@ def bench_config(config, shape, args, backends, work_dir):
     if "dygraph" in backends:
         record("dygraph", DygraphBackend(model).run)
     if "auto" in backends:  # path 1: what predict/eval/the API build from the weights, no export step
-        t0 = time.perf_counter()
-        backend = make_backend("auto", model, threads=args.threads, notes=lambda line: print(f"  # {line}"))
-        build = time.perf_counter() - t0
-        print(f"  # in-process auto: {backend.name}, built in {build:.1f} s (paid once per run)", flush=True)
-        record("auto", backend.run)
+        # make_backend times the build (paid once per run) and says it, or why it fell back to dygraph
+        record("auto", make_backend("auto", model, threads=args.threads,
+                                    notes=lambda line: print(f"  # in-process auto: {line}", flush=True)).run)
     info = None
     if any(b not in ("dygraph", "auto") for b in backends):
         info = export_model(model, out_dir)
