@@ -16,7 +16,7 @@ import paddle.nn.functional as F
 
 from ..errors import ConfigError
 from ..registry import MODELS
-from .common import ModelFacts, check_input, check_int, conv2d, leaky_relu
+from .common import Conv2DTranspose, ModelFacts, check_input, check_int, conv2d, leaky_relu
 
 # Upstream's SAM hard-codes a 3-channel image (conv2: C -> 3, conv3: 3 -> C).
 _SAM_IMAGE_CHANNELS = 3
@@ -91,7 +91,7 @@ class UNetUpBlock(nn.Layer):
 
     def __init__(self, in_size: int, out_size: int, relu_slope: float):
         super().__init__()
-        self.up = nn.Conv2DTranspose(in_size, out_size, kernel_size=2, stride=2)
+        self.up = Conv2DTranspose(in_size, out_size, kernel_size=2, stride=2)
         self.conv_block = UNetConvBlock(in_size, out_size, False, relu_slope)
 
     def forward(self, x, bridge):

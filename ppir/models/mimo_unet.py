@@ -34,7 +34,7 @@ import paddle.nn as nn
 
 from ..errors import ConfigError
 from ..registry import MODELS
-from .common import ModelFacts, check_input, check_int, conv2d, resample2
+from .common import Conv2DTranspose, ModelFacts, check_input, check_int, conv2d, resample2
 
 RESIZE_MODES = ("nearest", "bilinear")
 
@@ -48,7 +48,7 @@ class BasicConv(nn.Layer):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, relu=True, transpose=False):
         super().__init__()
         if transpose:
-            conv = nn.Conv2DTranspose(in_channels, out_channels, kernel_size, stride=stride,
+            conv = Conv2DTranspose(in_channels, out_channels, kernel_size, stride=stride,
                                       padding=kernel_size // 2 - 1)
         else:
             conv = conv2d(in_channels, out_channels, kernel_size, stride=stride)

@@ -34,7 +34,8 @@ import paddle.nn.functional as F
 
 from ..errors import ConfigError
 from ..registry import MODELS
-from .common import ModelFacts, BINOMIAL_3x3, PReLU, antialias_down2, check_input, check_int, conv2d, up_bilinear2
+from .common import (BINOMIAL_3x3, Conv2DTranspose, ModelFacts, PReLU, antialias_down2, channel_max, check_input,
+                     check_int, conv2d, dygraph_broadcast, up_bilinear2)
 
 
 def expected_blur_filter(shape) -> np.ndarray:
@@ -96,7 +97,7 @@ class ResidualUpSample(nn.Layer):
         self.top = nn.Sequential(
             conv2d(channels, channels, 1, bias=False),
             PReLU(),
-            nn.Conv2DTranspose(channels, channels, 3, stride=2, padding=1, output_padding=1, bias_attr=False),
+            Conv2DTranspose(channels, channels, 3, stride=2, padding=1, output_padding=1, bias_attr=False),
             PReLU(),
             conv2d(channels, channels // 2, 1, bias=False),
         )
@@ -199,8 +200,8 @@ class SpatialAttention(nn.Layer):
         # The channel mean as sum / C: oneDNN's reduce_mean refuses a mean over axis 1 ("ReduceMeanCheckIfOneDNN
         # Support" on stdout) and Paddle Inference falls back to the plain kernel there; sum runs in oneDNN.
         mean = paddle.sum(x, axis=1, keepdim=True) * (1.0 / x.shape[1])
-        pooled = paddle.concat([paddle.max(x, axis=1, keepdim=True), mean], axis=1)
-        return x * F.sigmoid(self.spatial(pooled))
+        pooled = paddle.concat([channel_max(x), mean], axis=1)
+        return x * dygraph_broadcast(F.sigmoid(self.spatial(pooled)), x)
 
 
 class ChannelAttention(nn.Layer):
