@@ -95,8 +95,9 @@ class Conv2DTranspose(nn.Conv2DTranspose):
 
 def channel_max(x):
     """max over axis 1, keepdim. Where a gradient will flow in dygraph it is taken as `take_along_axis` at the
-    argmax: the same values and the same gradient (to the first maximum, as max's), with a backward ~35x
-    faster in Paddle 3.3 on CPU. Elsewhere (no gradient, static programs) it is the max op itself."""
+    argmax: the same values, a backward ~35x faster in Paddle 3.3 on CPU, and the gradient of PyTorch's
+    `torch.max(x, 1)` that the official code uses (all of it to the first maximum; Paddle's max op splits it
+    among ties). Elsewhere (no gradient, static programs) it is the max op itself."""
     if paddle.in_dynamic_mode() and not x.stop_gradient:
         return paddle.take_along_axis(x, paddle.argmax(x, axis=1, keepdim=True), axis=1)
     return paddle.max(x, axis=1, keepdim=True)
