@@ -5,6 +5,7 @@
   python benchmarks/bench_train.py --small --repeat 2         # tiny widths, a smoke test in seconds
   python benchmarks/bench_train.py --device gpu --batch 16 --patch 256 --amp O1
   python benchmarks/bench_train.py --models hinet_0.5x --paths dygraph
+  python benchmarks/bench_train.py --models demo_mirnet --batch 8 --patch 64 --profile 12   # where the time goes
 
 One step = forward, the config's training loss, backward, Adam update, on a fixed random batch (data loading
 is not timed: it overlaps with compute in tools/train.py's DataLoader workers). Each path is run `--warmup`
@@ -31,6 +32,9 @@ MODELS = {  # name: config (its model and loss; the batch and patch come from th
     "mirnet": "configs/mirnet_sidd.yml",
     "mimo_unet": "configs/mimo_unet_gopro.yml",
     "mimo_unetplus": "configs/mimo_unetplus_gopro.yml",
+    "demo_mirnet": "configs/demo/mirnet_synthetic.yml",  # the quick start's networks
+    "demo_hinet": "configs/demo/hinet_synthetic.yml",
+    "demo_mimo_unet": "configs/demo/mimo_unet_synthetic.yml",
 }
 DEFAULT_MODELS = "hinet_0.5x,mirnet,mimo_unet"
 SMALL_OVERRIDES = {  # --small: the test suite's tiny widths
@@ -86,7 +90,28 @@ def parse_args(argv=None):
     p.add_argument("--repeat", type=int, default=5, help="timed steps per path; the median is reported")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default: %(default)s)")
     p.add_argument("--small", action="store_true", help="tiny widths (HINet wf=8, MIMO num_res=1, MIRNet f8)")
+    p.add_argument("--profile", type=int, default=0, metavar="K",
+                   help="after timing, profile one more step of each path and print its K costliest operators "
+                        "(forward ops and their backward nodes, CPU time; Paddle's profiler)")
     return p.parse_args(argv)
+
+
+def print_top_ops(step, lq, gt, k):
+    """One step under paddle.profiler; the k operators (and backward nodes) with the most CPU time."""
+    import paddle.profiler as profiler
+    from paddle.profiler.profiler_statistic import SortedKeys, StatisticData
+
+    prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU], on_trace_ready=lambda p: None)  # no trace file
+    prof.start()
+    step(lq, gt)
+    prof.step()
+    prof.stop()
+    stats = StatisticData(prof.profiler_result.get_data(), prof.profiler_result.get_extra_info())
+    items = stats.event_summary.items  # operator name -> summary (dygraph ops and Global_*GradNode entries)
+    total = sum(v.cpu_time for v in items.values()) or 1.0
+    top = sorted(items.items(), key=lambda kv: kv[1].cpu_time, reverse=True)[:k]
+    for name, item in top:
+        print(f"      {name:<44} {item.call:5d} calls {item.cpu_time / 1e6:9.1f} ms {100 * item.cpu_time / total:5.1f}%")
 
 
 def bench_model(name, args, paths, gpu):
@@ -127,6 +152,8 @@ def bench_model(name, args, paths, gpu):
         rows.append((name, path, macs, seconds, gflops, mem))
         print(f"  {name:<14} {path:<10} {seconds * 1000:10.1f} ms/step  {args.batch / seconds:7.2f} img/s  "
               f"{gflops:7.1f} GFLOP/s" + (f"  peak {mem:.0f} MiB" if gpu else ""), flush=True)
+        if args.profile:
+            print_top_ops(step, lq, gt, args.profile)
     return rows
 
 
