@@ -8,7 +8,8 @@ network that beats the best of them adds something a tuned classical filter cann
     rows = best_filters(pairs, [PSNR(), SSIM()])     # pairs: HxWx3 RGB images (uint8, or float in [0, 1])
     print(markdown_rows(rows))
 
-Scores use the metric objects given (ppir.metrics, with the protocol of the evaluation they sit next to).
+Scores use the metric objects given (ppir.metrics, with the protocol of the evaluation they sit next to), or
+plain functions wrapped as NamedMetric("psnr", fn) (the quick start uses the deploy runners' functions).
 """
 from __future__ import annotations
 
@@ -59,6 +60,16 @@ FILTERS = (
                     _bilateral),
     ClassicalFilter("non-local means", "h", (3, 5, 8, 12, 16, 24, 32, 40), _nlm),
 )
+
+
+@dataclass(frozen=True)
+class NamedMetric:
+    """A plain (output, gt) -> score function under the name its scores are kept by (a metric object has one)."""
+    name: str
+    fn: Callable[[np.ndarray, np.ndarray], float]
+
+    def __call__(self, out, gt) -> float:
+        return self.fn(out, gt)
 
 
 @dataclass
