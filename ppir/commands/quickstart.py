@@ -37,7 +37,6 @@ import shlex
 import subprocess
 import sys
 import time
-
 from dataclasses import dataclass
 
 from ppir.cli import ArgumentParser, BOOL, child_env, ppir_command
