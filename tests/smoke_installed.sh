@@ -32,8 +32,14 @@ ppir --help > help.txt && grep -q "quant-report" help.txt
 "$py" -m ppir predict --help > help.txt && grep -q "usage: ppir predict" help.txt
 ppir model-info -c "$where/configs/demo/hinet_synthetic.yml" --shape 64x64 > info.txt && grep -q "^parameters:" info.txt
 # the quick start from an installed package: demo config from package data, every step a `ppir` command
-ppir quickstart --model hinet --iters 1 --output qs
-test -s qs/metrics.md && test -n "$(ls qs/restored)"
+ppir quickstart --model hinet --iters 1 --output qs > qs.txt || { cat qs.txt; exit 1; }
+test -s qs/metrics.md && test -n "$(ls qs/restored)" && grep -q "^| test images, non-local means, h " qs/metrics.md
+# the shipped demo weights travel in the wheel (package data), and the quick start fine-tunes them
+if [ -f "$repo/configs/demo/weights/hinet_synthetic.pdparams" ]; then
+    grep -q "^fine-tuning the shipped demo weights $where/configs/demo/weights/hinet_synthetic.pdparams" qs.txt
+else
+    grep -q "^no shipped demo weights at .*: training from scratch" qs.txt
+fi
 ppir predict -c "$where/configs/demo/hinet_synthetic.yml" --weights qs/train/best --input qs/data/lq --output pred
 test "$(ls pred | wc -l)" = "$(ls qs/data/lq | wc -l)"
 # the server needs nothing outside the package: start it, restore one image, stop it

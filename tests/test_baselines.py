@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from ppir.baselines import FILTERS, best_filters, best_of, markdown_rows
+from ppir.baselines import FILTERS, ClassicalFilter, best_filters, best_of, markdown_rows
 from ppir.metrics import PSNR, SSIM
 
 
@@ -31,6 +31,18 @@ def test_every_filter_is_at_its_best_grid_value(noisy_pairs):
     input_psnr = np.mean([psnr(lq, gt) for lq, gt in noisy_pairs])
     assert all(r.scores["psnr"] > input_psnr + 1 for r in rows)
     assert best_of(rows).scores["psnr"] == max(r.scores["psnr"] for r in rows)
+    # at_edge marks exactly the rows whose value ends the grid (here median's kernel 3 on these small crops)
+    assert [r.at_edge for r in rows] == [r.value in (f.grid[0], f.grid[-1]) for f, r in zip(FILTERS, rows)]
+
+
+def test_at_edge_says_when_the_best_value_ends_the_grid(noisy_pairs):
+    """A grid that stops short of the best blur for sigma-20 noise picks its last value and says so; a grid
+    around the best value does not."""
+    gaussian = FILTERS[0].apply
+    short = best_filters(noisy_pairs, [PSNR()], [ClassicalFilter("blur", "sigma", (0.2, 0.3), gaussian)])[0]
+    around = best_filters(noisy_pairs, [PSNR()], [ClassicalFilter("blur", "sigma", (0.3, 1.0, 4.0), gaussian)])[0]
+    assert (short.value, short.at_edge) == (0.3, True)
+    assert (around.value, around.at_edge) == (1.0, False)
 
 
 def test_float_images_and_rows(noisy_pairs):

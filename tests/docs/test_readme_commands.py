@@ -103,6 +103,15 @@ def model_type(config):
     return ppir.load_config(os.path.join(REPO, config))["model"]["type"]
 
 
+def missing_pretrained(config):
+    """["train.pretrained="] when the config's pretrained weights are not in the checkout (the demo configs
+    fine-tune configs/demo/weights/*.pdparams; a README command still trains, from scratch), else []."""
+    import ppir
+
+    path = ppir.load_config(os.path.join(REPO, config))["train"].get("pretrained")
+    return ["train.pretrained="] if path and not os.path.isfile(os.path.join(REPO, path)) else []
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     ws = str(tmp_path_factory.mktemp("readme_ws"))
@@ -171,7 +180,8 @@ class Runner:
             short = list(SHORT_TRAIN)
             if "--resume" in rest:  # continue the previous run by one more step
                 short = [o for o in short if not o.startswith("train.iters")] + ["train.iters=3"]
-            extra = ["-o", *shrink, *short, *(["datasets.train.patch_size=64"] if paper else [])]
+            extra = ["-o", *shrink, *short, *(["datasets.train.patch_size=64"] if paper else []),
+                     *missing_pretrained(config)]
         elif script in ("tools/eval.py", "tools/predict.py", "tools/export_model.py"):
             extra = ["-o", *shrink] if shrink else []
         elif script == "tools/convert_weights.py":
