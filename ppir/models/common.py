@@ -10,8 +10,9 @@ Everything here is written so that one exported program runs on every backend pp
   convolutions, pixel_shuffle, average pooling), each equal to PyTorch's `F.interpolate` of the same mode.
 * Constant kernels are made in `forward` rather than stored, so they never appear in a state dict.
 
-Dygraph on CPU (training, and the `--backend dygraph` path) has slow spots of its own in Paddle 3.3, worked
-around here only in dygraph, so exported programs stay as they were (see `dygraph_broadcast`, `channel_max`):
+Paddle's own CPU kernels (dygraph, and the static training programs of `train.engine: to_static`) have slow
+spots of their own in Paddle 3.3. They are worked around only where those kernels run (`native_kernels`), so
+exported programs, which are traced in eval mode, stay as they were:
 
 * An elementwise op broadcasts fast only over trailing axes. A `[1, C, 1, 1]` bias or slope, or a
   `[N, 1, H, W]` map, costs 4-15x a same-shape op forward and 3-5x with the backward (measured on
@@ -42,14 +43,21 @@ _NEAREST_UP2 = np.ones((2, 2), dtype=np.float32)
 BINOMIAL_3x3 = (np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0]) / 16.0).astype(np.float32)
 
 
-def dygraph_broadcast(t, like):
-    """`t`, expanded in dygraph so that it broadcasts against `like` over trailing axes only (the fast case
-    of Paddle 3.3's CPU kernels, see the module docstring); unchanged in a static program (export,
-    to_static), whose backends broadcast well and where an expand would only cost memory.
+def native_kernels(training: bool) -> bool:
+    """Whether this forward runs on Paddle's own CPU kernels: in dygraph, or in a static program traced in
+    training mode (`train.engine: to_static`). False only for programs traced in eval mode: the exported
+    ones, compiled for Paddle Inference, ONNX Runtime or VACC, which keep the export-safe forms."""
+    return training or paddle.in_dynamic_mode()
+
+
+def trailing_broadcast(t, like, training: bool):
+    """`t`, expanded where Paddle's own kernels run (`native_kernels`) so that it broadcasts against `like`
+    over trailing axes only, their fast case (see the module docstring); unchanged in an exported program,
+    whose backends broadcast well and where an expand would only cost memory.
 
     A leading batch axis of 1 is expanded to N (cheap: `[1, C, 1, 1]` -> `[N, C, 1, 1]`); any other
     broadcast axis followed by a full one (`[N, 1, H, W]`) needs the full shape."""
-    if not paddle.in_dynamic_mode() or t.shape == like.shape:
+    if not native_kernels(training) or t.shape == like.shape:
         return t
     shape, target = list(t.shape), list(like.shape)
     if len(shape) != len(target):
@@ -65,11 +73,12 @@ def dygraph_broadcast(t, like):
 
 
 class Conv2D(nn.Conv2D):
-    """nn.Conv2D (same parameters and state-dict keys) whose bias add is fast in dygraph (`dygraph_broadcast`);
-    in a static program it is nn.Conv2D's own forward (conv2d + add, which Paddle Inference fuses)."""
+    """nn.Conv2D (same parameters and state-dict keys) whose bias add is fast on Paddle's own kernels
+    (`trailing_broadcast`); in an exported program it is nn.Conv2D's own forward (conv2d + add, which Paddle
+    Inference fuses)."""
 
     def forward(self, x):
-        if self.bias is None or not paddle.in_dynamic_mode() or self._padding_mode != "zeros":
+        if self.bias is None or not native_kernels(self.training) or self._padding_mode != "zeros":
             return super().forward(x)
         # nn.Conv2D.forward's own call (Paddle 3.3.1), without the bias
         out = F.conv._conv_nd(x, self.weight, bias=None, stride=self._stride, padding=self._updated_padding,
@@ -77,28 +86,29 @@ class Conv2D(nn.Conv2D):
                               groups=self._groups, data_format=self._data_format, channel_dim=self._channel_dim,
                               op_type=self._op_type, use_cudnn=self._use_cudnn)
         bias = self.bias.reshape([1, -1, 1, 1] if self._data_format == "NCHW" else [1, 1, 1, -1])
-        return out + dygraph_broadcast(bias, out)
+        return out + trailing_broadcast(bias, out, self.training)
 
 
 class Conv2DTranspose(nn.Conv2DTranspose):
-    """nn.Conv2DTranspose with the same fast dygraph bias add as `Conv2D`."""
+    """nn.Conv2DTranspose with the same fast bias add as `Conv2D`."""
 
     def forward(self, x, output_size=None):
-        if self.bias is None or not paddle.in_dynamic_mode() or output_size is not None:
+        if self.bias is None or not native_kernels(self.training) or output_size is not None:
             return super().forward(x, output_size)
         out = F.conv2d_transpose(x, self.weight, None, padding=self._padding, output_padding=self.output_padding,
                                  stride=self._stride, dilation=self._dilation, groups=self._groups,
                                  data_format=self._data_format)
         bias = self.bias.reshape([1, -1, 1, 1] if self._data_format == "NCHW" else [1, 1, 1, -1])
-        return out + dygraph_broadcast(bias, out)
+        return out + trailing_broadcast(bias, out, self.training)
 
 
-def channel_max(x):
-    """max over axis 1, keepdim. Where a gradient will flow in dygraph it is taken as `take_along_axis` at the
-    argmax: the same values, a backward ~35x faster in Paddle 3.3 on CPU, and the gradient of PyTorch's
-    `torch.max(x, 1)` that the official code uses (all of it to the first maximum; Paddle's max op splits it
-    among ties). Elsewhere (no gradient, static programs) it is the max op itself."""
-    if paddle.in_dynamic_mode() and not x.stop_gradient:
+def channel_max(x, training: bool):
+    """max over axis 1, keepdim. Where a gradient will flow (training mode, or dygraph with a gradient) it is
+    taken as `take_along_axis` at the argmax: the same values, a backward ~35x faster in Paddle 3.3 on CPU,
+    and the gradient of PyTorch's `torch.max(x, 1)` that the official code uses (all of it to the first
+    maximum; Paddle's max op splits it among ties). Elsewhere (dygraph inference, exported programs) it is
+    the max op itself."""
+    if training or (paddle.in_dynamic_mode() and not x.stop_gradient):
         return paddle.take_along_axis(x, paddle.argmax(x, axis=1, keepdim=True), axis=1)
     return paddle.max(x, axis=1, keepdim=True)
 
@@ -111,11 +121,11 @@ def conv2d(in_channels, out_channels, kernel_size, stride=1, bias=True, padding=
                   bias_attr=None if bias else False)
 
 
-def leaky_relu(x, slope: float = 0.2):
-    """LeakyReLU without the leaky_relu op in static programs: max(x, s*x) for s <= 1, min(x, s*x) for s > 1
-    (exact). Dygraph uses the op itself: the same values, and one backward kernel instead of two (the
-    maximum's backward was ~9% of a HINet training step)."""
-    if paddle.in_dynamic_mode():
+def leaky_relu(x, slope: float = 0.2, training: bool = False):
+    """LeakyReLU without the leaky_relu op in exported programs: max(x, s*x) for s <= 1, min(x, s*x) for s > 1
+    (exact). Paddle's own kernels (`native_kernels`) run the op itself: the same values, and one backward
+    kernel instead of two (the maximum's backward was ~9% of a HINet training step)."""
+    if native_kernels(training):
         return F.leaky_relu(x, slope)
     return paddle.maximum(x, x * slope) if slope <= 1 else paddle.minimum(x, x * slope)
 
@@ -128,21 +138,22 @@ class LeakyReLU(nn.Layer):
         self.negative_slope = float(negative_slope)
 
     def forward(self, x):
-        return leaky_relu(x, self.negative_slope)
+        return leaky_relu(x, self.negative_slope, self.training)
 
 
 class PReLU(nn.PReLU):
     """nn.PReLU (same `_weight` parameter, init and state-dict key) computed as w * x + (1 - w) * relu(x).
 
-    Equal to the prelu op up to one rounding (for x <= 0 it is exactly w * x), for any slope; dygraph runs
-    the prelu op itself (fewer kernels, faster training), static programs this form. Paddle
+    Equal to the prelu op up to one rounding (for x <= 0 it is exactly w * x), for any slope; Paddle's own
+    kernels (`native_kernels`) run the prelu op itself (fewer kernels, faster training), exported programs
+    this form. Paddle
     Inference's oneDNN prelu kernel runs about 20x slower than the plain one on CPU, and MIRNet applies PReLU
     after most of its convs; this form is three elementwise kernels (measured on MIRNet with oneDNN: ~9%
     faster end to end than relu(x) - w * relu(-x), which needs five) on every backend.
     """
 
     def forward(self, x):
-        if paddle.in_dynamic_mode():  # the prelu op: one kernel forward and back (the form below needs 4 and 5)
+        if native_kernels(self.training):  # the prelu op: one kernel forward and back (the form below: 4 and 5)
             return super().forward(x)
         w = self._weight
         if w.shape[0] != 1:  # one slope per channel

@@ -74,8 +74,8 @@ class UNetConvBlock(nn.Layer):
         if self.use_hin:
             normed, kept = paddle.chunk(out, 2, axis=1)
             out = paddle.concat([self.norm(normed), kept], axis=1)
-        out = leaky_relu(out, self.relu_slope)
-        out = leaky_relu(self.conv_2(out), self.relu_slope)
+        out = leaky_relu(out, self.relu_slope, self.training)
+        out = leaky_relu(self.conv_2(out), self.relu_slope, self.training)
         out = out + self.identity(x)
         if enc is not None and dec is not None:
             if not self.use_csff:

@@ -35,7 +35,7 @@ import paddle.nn.functional as F
 from ..errors import ConfigError
 from ..registry import MODELS
 from .common import (BINOMIAL_3x3, Conv2DTranspose, ModelFacts, PReLU, antialias_down2, channel_max, check_input,
-                     check_int, conv2d, dygraph_broadcast, up_bilinear2)
+                     check_int, conv2d, trailing_broadcast, up_bilinear2)
 
 
 def expected_blur_filter(shape) -> np.ndarray:
@@ -200,8 +200,8 @@ class SpatialAttention(nn.Layer):
         # The channel mean as sum / C: oneDNN's reduce_mean refuses a mean over axis 1 ("ReduceMeanCheckIfOneDNN
         # Support" on stdout) and Paddle Inference falls back to the plain kernel there; sum runs in oneDNN.
         mean = paddle.sum(x, axis=1, keepdim=True) * (1.0 / x.shape[1])
-        pooled = paddle.concat([channel_max(x), mean], axis=1)
-        return x * dygraph_broadcast(F.sigmoid(self.spatial(pooled)), x)
+        pooled = paddle.concat([channel_max(x, self.training), mean], axis=1)
+        return x * trailing_broadcast(F.sigmoid(self.spatial(pooled)), x, self.training)
 
 
 class ChannelAttention(nn.Layer):

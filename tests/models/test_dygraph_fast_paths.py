@@ -1,8 +1,10 @@
-"""The dygraph-only fast forms in models/common.py (training speed on CPU) against Paddle's own ops.
+"""The fast forms in models/common.py (training speed on Paddle's own CPU kernels) against the ops they replace.
 
 Each form must give the same forward values and the same gradients as the op it replaces, and must leave
-static programs (export, to_static) exactly as they were. Whole networks are covered by the golden parity
-tests (dygraph) and the export tests (static); these pin each form on its own, gradients included.
+exported programs (static, traced in eval mode) exactly as they were; static programs traced in training mode
+(train.engine: to_static) get the fast forms too. Whole networks are covered by the golden parity tests
+(dygraph), the export tests (static, eval) and the engine tests (to_static training); these pin each form on
+its own, gradients included.
 """
 import numpy as np
 import paddle
@@ -59,7 +61,7 @@ def test_conv2d_transpose_bias_add_matches_nn_conv2d_transpose():
 
 def test_channel_max_matches_max_values_and_gradient():
     x = np.random.RandomState(2).randn(2, 6, 5, 4).astype(np.float32)
-    out_a, (g_a,) = _grads(common.channel_max, [_leaf(x)])
+    out_a, (g_a,) = _grads(lambda t: common.channel_max(t, True), [_leaf(x)])
     out_b, (g_b,) = _grads(lambda t: paddle.max(t, axis=1, keepdim=True), [_leaf(x)])
     np.testing.assert_array_equal(out_a, out_b)
     np.testing.assert_array_equal(g_a, g_b)
@@ -67,14 +69,14 @@ def test_channel_max_matches_max_values_and_gradient():
 
 def test_channel_max_gives_a_tie_s_gradient_to_the_first_maximum_like_torch_max():
     x = _leaf(np.array([1.0, 3.0, 3.0], dtype=np.float32).reshape(1, 3, 1, 1))
-    common.channel_max(x).sum().backward()
+    common.channel_max(x, True).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy().ravel(), [0.0, 1.0, 0.0])
 
 
 @pytest.mark.parametrize("slope", [0.2, 0.01, 1.5])
 def test_leaky_relu_dygraph_equals_the_static_form(slope):
     x = np.random.RandomState(3).randn(2, 3, 4, 5).astype(np.float32)
-    out_a, (g_a,) = _grads(lambda t: common.leaky_relu(t, slope), [_leaf(x)])
+    out_a, (g_a,) = _grads(lambda t: common.leaky_relu(t, slope, True), [_leaf(x)])
     form = (lambda t: paddle.maximum(t, t * slope)) if slope <= 1 else (lambda t: paddle.minimum(t, t * slope))
     out_b, (g_b,) = _grads(form, [_leaf(x)])
     np.testing.assert_array_equal(out_a, out_b)
@@ -105,28 +107,45 @@ def test_prelu_dygraph_equals_the_static_form(num_parameters):
     ((3, 4, 1, 1), (3, 4, 5, 6), (3, 4, 1, 1)),   # trailing broadcast only: already fast, left alone
     ((3, 4, 5, 6), (3, 4, 5, 6), (3, 4, 5, 6)),
 ])
-def test_dygraph_broadcast_expands_only_what_the_slow_kernels_need(shape, like, expanded):
+def test_trailing_broadcast_expands_only_what_the_slow_kernels_need(shape, like, expanded):
     t = paddle.ones(shape)
-    got = common.dygraph_broadcast(t, paddle.ones(like))
+    got = common.trailing_broadcast(t, paddle.ones(like), training=False)  # dygraph: always
     assert tuple(got.shape) == expanded
     np.testing.assert_array_equal((got * paddle.ones(like)).numpy(), np.ones(like, np.float32))
 
 
-def test_static_programs_keep_the_plain_ops():
-    """In a static program (what export and to_static trace) the forms are the ops they replace."""
+def _static_ops(training):
+    """The ops of a static program made of each form, traced in training or in eval mode."""
     paddle.enable_static()
     try:
         main = paddle.static.Program()
         with paddle.static.program_guard(main, paddle.static.Program()):
             x = paddle.static.data("x", [2, 4, 8, 8], "float32")
             t = paddle.static.data("t", [1, 4, 1, 1], "float32")
-            assert common.dygraph_broadcast(t, x) is t
-            common.channel_max(x)
-            common.leaky_relu(x, 0.2)
-            common.Conv2D(4, 4, 3, padding=1)(x)
-        ops = [op.name() for op in main.global_block().ops]
+            same = common.trailing_broadcast(t, x, training) is t
+            common.channel_max(x, training)
+            common.leaky_relu(x, 0.2, training)
+            conv = common.Conv2D(4, 4, 3, padding=1)
+            conv.train() if training else conv.eval()
+            conv(x)
+        return same, [op.name() for op in main.global_block().ops]
     finally:
         paddle.disable_static()
+
+
+def test_exported_programs_keep_the_plain_ops():
+    """Programs traced in eval mode (what export compiles for every backend) hold the export-safe forms."""
+    same, ops = _static_ops(training=False)
+    assert same
     assert "pd_op.max" in ops and "pd_op.argmax" not in ops and "pd_op.take_along_axis" not in ops
     assert "pd_op.maximum" in ops and "pd_op.leaky_relu" not in ops
     assert "pd_op.expand" not in ops
+
+
+def test_training_programs_get_the_fast_forms():
+    """Programs traced in training mode (train.engine: to_static) run on Paddle's own kernels: fast forms."""
+    same, ops = _static_ops(training=True)
+    assert not same
+    assert "pd_op.take_along_axis" in ops and "pd_op.max" not in ops
+    assert "pd_op.leaky_relu" in ops and "pd_op.maximum" not in ops
+    assert "pd_op.expand" in ops
