@@ -108,7 +108,7 @@ def channel_max(x, training: bool):
     and the gradient of PyTorch's `torch.max(x, 1)` that the official code uses (all of it to the first
     maximum; Paddle's max op splits it among ties). Elsewhere (dygraph inference, exported programs) it is
     the max op itself."""
-    if training or (paddle.in_dynamic_mode() and not x.stop_gradient):
+    if native_kernels(training) and (training or not x.stop_gradient):
         return paddle.take_along_axis(x, paddle.argmax(x, axis=1, keepdim=True), axis=1)
     return paddle.max(x, axis=1, keepdim=True)
 
