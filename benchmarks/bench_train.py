@@ -99,7 +99,7 @@ def parse_args(argv=None):
 def print_top_ops(step, lq, gt, k):
     """One step under paddle.profiler; the k operators (and backward nodes) with the most CPU time."""
     import paddle.profiler as profiler
-    from paddle.profiler.profiler_statistic import SortedKeys, StatisticData
+    from paddle.profiler.profiler_statistic import StatisticData
 
     prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU], on_trace_ready=lambda p: None)  # no trace file
     prof.start()

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 from ppir.cli import ArgumentParser, BOOL, child_env, ppir_command
 from ppir.errors import ConfigError, PPIRError
+from ppir.paths import write_text
 
 # The demo configs, package data of ppir (a link to configs/demo in a checkout, real files once installed).
 DEMO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "demo")
@@ -275,13 +276,9 @@ def main(argv=None) -> int:
     filters = filter_scores(pairs)
     print(f"done in {time.time() - filters_start:.1f} s", flush=True)
     table = metrics_table(args.model, eval_json, before, after, args.iters or config_iters, filters, begin.kind)
-    table_path = os.path.join(out, "metrics.md")
-    tmp = table_path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(table)
-    os.replace(tmp, table_path)
+    table_path = write_text(os.path.join(out, "metrics.md"), table)
 
     print("\n" + table)
     print(f"restored images: {restored_dir}/ ; side-by-side pictures: {os.path.join(eval_dir, 'images')}/")
-    print(f"metrics table: {os.path.join(out, 'metrics.md')} ; total {time.time() - start:.0f} s")
+    print(f"metrics table: {table_path} ; total {time.time() - start:.0f} s")
     return 0
