@@ -160,7 +160,11 @@ def create_app(pool: PredictorPool, config: ServingConfig | None = None, stats: 
         reservation = budget.reserve(length or 0)
         loop = asyncio.get_running_loop()
         try:
+            t0 = time.perf_counter()
             body = await read_body(request, reservation)
+            # how long the client took to deliver its body: logged, so that a slow upload is not read as a slow
+            # server (and a refusal decided after it is still "at once" from the moment the body was there)
+            request.state.upload_s = time.perf_counter() - t0
             raw, log_id, size = await loop.run_in_executor(parser, parse_request, body, field, config.max_pixels)
             del body  # the image's bytes are what this request holds from now on
             reservation.resize(len(raw))
@@ -192,6 +196,7 @@ def create_app(pool: PredictorPool, config: ServingConfig | None = None, stats: 
         request.state.error = None
         request.state.image = None
         request.state.large = False
+        request.state.upload_s = None
         t0 = time.perf_counter()
         try:
             response = await call_next(request)
@@ -211,6 +216,8 @@ def create_app(pool: PredictorPool, config: ServingConfig | None = None, stats: 
         client = f"{request.client.host}:{request.client.port}" if request.client else "-"
         parts = [f"{request.method} {path} {status} {seconds * 1000:.1f}ms", f"logId={request.state.log_id}",
                  f"client={client}"]
+        if request.state.upload_s is not None:
+            parts.append(f"upload={request.state.upload_s * 1000:.1f}ms")
         if request.state.image:
             parts.append(f"image={request.state.image}")
         if request.state.error:

@@ -286,12 +286,17 @@ def test_stalled_body_times_out_and_frees_its_bytes(tight):
 
 
 def server_milliseconds(server, log_ids, wait=10.0):
-    """logId -> how long the server took to answer that request, in ms, from its access log lines
-    ("POST /image-restoration 503 1.8ms logId=..."); waits until every id has its line."""
+    """logId -> (how long the server took to answer that request, how long of it the client took to deliver the
+    body), in ms, from its access log lines ("POST /image-restoration 503 1.8ms logId=... upload=0.4ms");
+    waits until every id has its line. The upload is 0 for a request refused before its body was read."""
     deadline = time.time() + wait
     while True:
-        took = {m.group(2): float(m.group(1))
-                for m in re.finditer(r" ([0-9.]+)ms logId=([0-9a-f]+)", server.log())}
+        took = {}
+        for line in server.log().splitlines():
+            m = re.search(r" ([0-9.]+)ms logId=([0-9a-f]+)", line)
+            if m:
+                upload = re.search(r" upload=([0-9.]+)ms", line)
+                took[m.group(2)] = (float(m.group(1)), float(upload.group(1)) if upload else 0.0)
         if all(i in took for i in log_ids) or time.time() > deadline:
             return took
         time.sleep(0.2)
@@ -323,12 +328,26 @@ def test_expected_wait_beyond_queue_timeout_is_refused_at_once(tight):
     assert {r[0] for r in results} == {200, 503}
     # "at once": the server answers a refusal in less time than any accepted request took it, which needed at
     # least one inference (a ratio within the same run). Timed by the server itself (its log line per request):
-    # the client's 60 threads share one GIL, so their own clocks can read a refusal late.
+    # the client's 60 threads share one GIL, so their own clocks can read a refusal late. A request can pass the
+    # check on its headers and be refused once its body is in (the queue filled meanwhile); the time its client
+    # took to send that body is the client's, not a wait for a predictor, so it is not counted.
+    # Refusals come in two kinds: on the estimate, before the request is queued (the behaviour under test), and
+    # after it waited out --queue-timeout in the queue, when runs turned out slower than the estimate's median (a
+    # busy host). The second kind is allowed, but the estimate must do most of the refusing.
+    by_estimate = [r for r in refused if "would wait about" in r[2]["errorMsg"]]
+    timed_out = [r for r in refused if "in the queue" in r[2]["errorMsg"]]
+    assert len(by_estimate) + len(timed_out) == len(refused) and len(by_estimate) > len(timed_out), \
+        [r[2]["errorMsg"] for r in refused]
     took = server_milliseconds(tight, [r[2]["logId"] for r in results])
-    fastest_served = min(took[r[2]["logId"]] for r in results if r[0] == 200)
+    fastest_served = min(took[r[2]["logId"]][0] for r in results if r[0] == 200)
     for status, headers, body, seconds in refused:
         one_line_error(body, 503)
         assert "--queue-timeout" in body["errorMsg"] and int(headers["retry-after"]) >= 1
-        assert took[body["logId"]] < fastest_served, (took[body["logId"]], fastest_served)
+    for status, headers, body, seconds in by_estimate:
+        total, upload = took[body["logId"]]
+        assert total - upload < fastest_served, (total, upload, fastest_served)
+    for status, headers, body, seconds in timed_out:
+        assert float(re.search(r"waited ([0-9.]+) s", body["errorMsg"]).group(1)) >= 1.0, body["errorMsg"]
     _, metrics = get_json(tight.url + "/metrics")
-    assert metrics["rejected"]["expected_wait"] == len(refused) and metrics["rejected"]["queue_timeout"] == 0
+    assert metrics["rejected"]["expected_wait"] == len(by_estimate)
+    assert metrics["rejected"]["queue_timeout"] == len(timed_out)
