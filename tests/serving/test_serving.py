@@ -3,6 +3,7 @@ requests (valid, malformed, oversize, concurrent, Paddle Serving format), each s
 import base64
 import concurrent.futures
 import json
+import logging
 import os
 import struct
 import subprocess
@@ -360,3 +361,16 @@ def test_bad_start_is_one_line_exit_2(fragile_dir, tmp_path):
         assert "Traceback" not in r.stderr
     r = subprocess.run([sys.executable, SERVER, "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "--max-pixels" in r.stdout and "--workers" in r.stdout
+
+
+def test_http_parser_is_httptools_and_falls_back_with_a_warning(monkeypatch, caplog):
+    # httptools is a requirement (refused large bodies cost the event loop far less than with h11); a server
+    # without it still runs, on h11, and says why it may be slower
+    from ppir.serving.server import http_parser
+
+    assert http_parser() == "httptools"
+    monkeypatch.setitem(sys.modules, "httptools", None)  # import fails, as when it is not installed
+    monkeypatch.setattr(logging.getLogger("ppir.serving"), "propagate", True)  # a server run here may unset it
+    with caplog.at_level("WARNING", logger="ppir.serving"):
+        assert http_parser() == "h11"
+    assert "pip install httptools" in caplog.text
