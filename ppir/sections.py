@@ -23,6 +23,8 @@ INITS = ("torch", "paddle")
 AMP_LEVELS = ("O1", "O2")
 AMP_DTYPES = ("float16", "bfloat16")
 ENGINES = ("dygraph", "to_static")
+# what restores a network in-process (--backend of predict/eval, val.backend): ppir.infer.backends.MODEL_KINDS
+NETWORK_BACKENDS = ("auto", "dygraph", "paddle", "onnxruntime")
 
 
 @dataclass
@@ -128,6 +130,9 @@ class ValOptions:
     grids: bool = False             # HINet's test-time 'grids': tiles of `tile` px placed as upstream, mean blend
     save_images: int = 0            # save restored + side-by-side (input | output | gt) for the first N images
     self_ensemble: bool = False     # average the 8 dihedral transforms (MIMO-UNet++ style); 8x slower
+    backend: str = "auto"           # validation during training (tools/eval.py has --backend): auto | dygraph |
+                                    # paddle | onnxruntime; auto compiles the network (Paddle Inference + oneDNN)
+                                    # when a validation has enough work to pay the compile back, else dygraph
 
     def check(self, source: str = "val") -> "ValOptions":
         def bad(key, why):
@@ -136,6 +141,8 @@ class ValOptions:
         for key in ("max_images", "tile", "tile_overlap", "save_images"):
             if getattr(self, key) < 0:
                 raise bad(key, f"must be >= 0, got {getattr(self, key)}")
+        if self.backend not in NETWORK_BACKENDS:
+            raise bad("backend", f"must be one of {', '.join(NETWORK_BACKENDS)}, got {self.backend!r}")
         if self.grids and self.tile <= 0:
             raise bad("grids", "needs val.tile (the crop size; HINet uses 256)")
         if self.tile and self.tile_overlap >= self.tile and not self.grids:

@@ -48,14 +48,59 @@ class EvalResult:
 
 
 def eval_restorer(model: paddle.nn.Layer, tile: int = 0, tile_overlap: int = 32, grids: bool = False,
-                  self_ensemble: bool = False, backend: str = "auto") -> ImageRestorer:
+                  self_ensemble: bool = False, backend: str = "auto", backend_notes=None) -> ImageRestorer:
     """The evaluation's `ImageRestorer` on `model` (put in eval mode) with the val: protocol, on `backend`
-    (`ImageRestorer.for_model`: "auto" compiles the network for Paddle Inference + oneDNN on CPU)."""
+    (`ImageRestorer.for_model`: "auto" compiles the network for Paddle Inference + oneDNN on CPU; its build line
+    goes to `backend_notes`, by default stderr)."""
     if grids and not tile:
         raise ConfigError("val.grids needs val.tile (the grid crop size, HINet: 256)")
     return ImageRestorer.for_model(model, backend=backend, tile=int(tile or 0), tile_overlap=int(tile_overlap),
                                    blend="mean" if grids else "smooth", self_ensemble=self_ensemble,
-                                   tile_option="val.tile", output="float")
+                                   tile_option="val.tile", output="float", backend_notes=backend_notes)
+
+
+# Validation during training compiles the network anew at every validation (its weights changed), a fixed cost
+# (3-9 s on 2 cores for the demo networks and HINet 0.5x, 34 s for the paper-size MIRNet) that the compiled
+# program earns back at 4-9x dygraph's speed only over enough work: the break-even lay between 20 and 111 GMACs
+# of restoration per validation, ~300 for the paper-size MIRNet (docs/inference_speed.md, "Validation during
+# training"). From this much on, "auto" validation compiles; below it, it stays on dygraph. The estimate uses
+# the config and the data only, never a timing, so a resumed run validates on the same backend.
+COMPILE_PAYS_GMACS = 100.0
+
+
+def validation_work_gmacs(model: paddle.nn.Layer, dataset, max_images: int = 0, self_ensemble: bool = False) -> float:
+    """Estimated GMACs of one validation: the network's MACs per pixel (counted on a small input) x the first
+    image's pixels x the number of images (x 8 with self-ensemble). Only the first sample is read, so the
+    estimate -- and the backend chosen from it -- is the same for every run and every resume of a config."""
+    from ..infer.dygraph import model_info
+    from ..models.common import size_rules
+    from ..profiling import count_macs
+
+    n = len(dataset) if not max_images else min(len(dataset), int(max_images))
+    if n == 0:
+        return 0.0
+    lq = dataset[0]["lq"]  # C x H x W
+    multiple, min_size = size_rules(model)
+    side = max(min_size, 64)
+    side = -(-side // multiple) * multiple
+    channels = model_info(model).in_channels
+    per_pixel = count_macs(model, (1, channels, side, side)) / (side * side)
+    return per_pixel * lq.shape[1] * lq.shape[2] * n * (8 if self_ensemble else 1) / 1e9
+
+
+def validation_backend(model: paddle.nn.Layer, dataset, backend: str = "auto", max_images: int = 0,
+                       self_ensemble: bool = False) -> tuple[str, str]:
+    """The backend validation during training uses for `val.backend`, and a line saying why. "auto" becomes
+    "auto" (compile for Paddle Inference on CPU, dygraph on a GPU or when compiling fails) when one validation
+    is worth `COMPILE_PAYS_GMACS` or more, else "dygraph"; the other values are kept."""
+    if backend != "auto":
+        return backend, f"validation on {backend} (val.backend)"
+    work = validation_work_gmacs(model, dataset, max_images, self_ensemble)
+    if work >= COMPILE_PAYS_GMACS:
+        return "auto", (f"validation compiles the network each time (val.backend auto: ~{work:.0f} GMACs per "
+                        f"validation, over the {COMPILE_PAYS_GMACS:.0f} a compile pays back)")
+    return "dygraph", (f"validation on dygraph (val.backend auto: ~{work:.1f} GMACs per validation, under the "
+                       f"{COMPILE_PAYS_GMACS:.0f} a compile would pay back)")
 
 
 def dataset_items(dataset, n: int) -> Iterator[Item]:
@@ -93,7 +138,7 @@ def _safe_name(name: str) -> str:
 def evaluate(model: paddle.nn.Layer, dataset, metrics, *, tile: int = 0, tile_overlap: int = 32,
              grids: bool = False, self_ensemble: bool = False, max_images: int = 0, score_input: bool = False,
              save_dir: str | None = None, save_images: int = 0, progress: bool = False,
-             desc: str = "eval", backend: str = "auto") -> EvalResult:
+             desc: str = "eval", backend: str = "auto", backend_notes=None) -> EvalResult:
     """Restore and score `dataset[i]` for every i (or the first `max_images`); the model is put in eval mode
     and back into its previous mode afterwards. `backend`: "auto" (the network compiled in-process for Paddle
     Inference + oneDNN on CPU, its build time on stderr; dygraph on a GPU or when compiling fails, with one note),
@@ -115,7 +160,7 @@ def evaluate(model: paddle.nn.Layer, dataset, metrics, *, tile: int = 0, tile_ov
         raise ConfigError("save_images needs a folder to save into")
     was_training = model.training  # the dygraph backend puts the model in eval mode; put back at the end
     try:
-        restorer = eval_restorer(model, tile, tile_overlap, grids, self_ensemble, backend)
+        restorer = eval_restorer(model, tile, tile_overlap, grids, self_ensemble, backend, backend_notes)
     except ConfigError:
         if was_training:
             model.train()

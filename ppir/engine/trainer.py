@@ -301,6 +301,7 @@ class Trainer:
         self.start_iter = 0
         self.best = {"metric": self.best_name, "value": None, "iter": None}
         self.input_metrics = None
+        self.val_backend = None  # chosen at the first validation of a run (validation_backend), then kept
         self.resumed_from = None
         self._resume_notes = []
         if resume:
@@ -390,15 +391,19 @@ class Trainer:
 
     def _validate(self, done: int, log: TrainLogger) -> bool:
         """Rank 0 validates; returns whether this is a new best."""
-        from .evaluator import evaluate
+        from .evaluator import evaluate, validation_backend
 
         v = self.vopt
+        inner = _inner(self.model)
+        if self.val_backend is None:  # decided from the config and the data only: a resumed run decides alike
+            self.val_backend, why = validation_backend(inner, self.val_set, v.backend, v.max_images, v.self_ensemble)
+            log.info(why)
         first = self.input_metrics is None
-        res = evaluate(_inner(self.model), self.val_set, self.metrics, tile=v.tile, tile_overlap=v.tile_overlap,
+        res = evaluate(inner, self.val_set, self.metrics, tile=v.tile, tile_overlap=v.tile_overlap,
                        grids=v.grids, self_ensemble=v.self_ensemble, max_images=v.max_images, score_input=first,
                        save_dir=os.path.join(self.output_dir, "val_images", f"iter_{done:08d}"),
-                       save_images=v.save_images, progress=False,
-                       backend="dygraph")  # weights change between validations: a compile each time costs more than it saves
+                       save_images=v.save_images, progress=False, backend=self.val_backend,
+                       backend_notes=log.info)
         if first:
             self.input_metrics = res.input_metrics
         value = res.metrics[self.best_name]

@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import PPIRError
+from ..sections import NETWORK_BACKENDS
 from .deploy_info import MODEL_FILENAME, ONNX_FILENAME, PARAMS_FILENAME
 from .pipeline import padded_size
 
@@ -442,7 +443,7 @@ def _stderr(line: str) -> None:
 # compiled in this process); "auto" (`make_backend` only) chooses for a Layer.
 BUILDERS = {"dygraph": _dygraph, "paddle": _paddle, "onnxruntime": _onnxruntime, "vacc": _vacc}
 KINDS = tuple(BUILDERS)
-MODEL_KINDS = ("auto", "dygraph", "paddle", "onnxruntime")  # what --backend offers for a network (predict, eval)
+MODEL_KINDS = NETWORK_BACKENDS  # what --backend offers for a network (predict, eval) and val.backend
 
 
 def add_backend_arg(parser) -> None:
