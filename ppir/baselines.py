@@ -82,7 +82,8 @@ class BaselineResult:
 
     def label(self) -> str:
         value = f"{self.value:g}"
-        return f"{self.name}, {self.param} {value} (best on these images)"
+        edge = ", at the end of its grid" if self.at_edge else ""
+        return f"{self.name}, {self.param} {value} (best on these images{edge})"
 
 
 def _uint8(img) -> np.ndarray:
@@ -150,6 +151,8 @@ def markdown_rows(results: Sequence[BaselineResult], count: int, metric_names: S
 
 def text_rows(results: Sequence[BaselineResult], metric_names: Sequence[str], label_width: int = 14,
               width: int = 10) -> list[str]:
-    """Rows aligned like ppir.engine.evaluator.format_table's, one per filter, with its chosen parameter."""
+    """Rows aligned like ppir.engine.evaluator.format_table's, one per filter, with its chosen parameter (and a
+    word when that parameter ends the filter's grid)."""
     return [f"{r.name[:label_width - 1]:<{label_width}}" + "".join(f"{r.scores[m]:>{width}.4f}" for m in metric_names)
-            + f"   ({r.param} {r.value:g})" for r in results]
+            + f"   ({r.param} {r.value:g}" + (", the end of its grid: a wider one might do better" if r.at_edge else "")
+            + ")" for r in results]

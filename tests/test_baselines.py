@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from ppir.baselines import FILTERS, ClassicalFilter, best_filters, best_of, markdown_rows
+from ppir.baselines import FILTERS, ClassicalFilter, best_filters, best_of, markdown_rows, text_rows
 from ppir.metrics import PSNR, SSIM
 
 
@@ -43,6 +43,12 @@ def test_at_edge_says_when_the_best_value_ends_the_grid(noisy_pairs):
     around = best_filters(noisy_pairs, [PSNR()], [ClassicalFilter("blur", "sigma", (0.3, 1.0, 4.0), gaussian)])[0]
     assert (short.value, short.at_edge) == (0.3, True)
     assert (around.value, around.at_edge) == (1.0, False)
+    # the printed rows (tools/eval.py --baselines) say it too
+    edge_row, inner_row = text_rows([short, around], ["psnr"])
+    assert "the end of its grid" in edge_row and "the end of its grid" not in inner_row
+    edge_row, inner_row = markdown_rows([short, around], 2, ["psnr"])
+    assert "(best on these images, at the end of its grid)" in edge_row
+    assert "(best on these images)" in inner_row
 
 
 def test_float_images_and_rows(noisy_pairs):

@@ -98,7 +98,8 @@ def main(argv=None):
                             "self_ensemble": vopt.self_ensemble},
                "metric_specs": [repr(m) for m in metrics.metrics], **res.as_dict()}
     if baselines:
-        payload["baselines"] = [{"filter": b.name, "param": b.param, "value": b.value, **b.scores} for b in baselines]
+        payload["baselines"] = [{"filter": b.name, "param": b.param, "value": b.value, "at_edge": b.at_edge,
+                                 **b.scores} for b in baselines]
     write_json(os.path.join(out_dir, "metrics.json"), payload)
     if args.json:
         write_json(args.json, payload)

@@ -108,6 +108,10 @@ def test_eval_baselines_are_the_filters_best_on_the_same_images(tmp_path):
         assert (g["value"], g["psnr"], g["ssim3d"]) == (w.value, pytest.approx(w.scores["psnr"]),
                                                         pytest.approx(w.scores["ssim3d"]))
         assert f"{w.scores['psnr']:.4f}" in r.stdout
+        # a best value at the end of the grid is flagged in the JSON and on its printed row
+        assert g["at_edge"] == w.at_edge
+        row = next(line for line in r.stdout.splitlines() if f"{w.scores['psnr']:.4f}" in line)
+        assert ("the end of its grid" in row) == w.at_edge
 
 
 def test_eval_tool_errors_are_one_line(tmp_path):
