@@ -91,10 +91,12 @@ def validation_work_gmacs(model: paddle.nn.Layer, dataset, max_images: int = 0, 
 def validation_backend(model: paddle.nn.Layer, dataset, backend: str = "auto", max_images: int = 0,
                        self_ensemble: bool = False) -> tuple[str, str]:
     """The backend validation during training uses for `val.backend`, and a line saying why. "auto" becomes
-    "auto" (compile for Paddle Inference on CPU, dygraph on a GPU or when compiling fails) when one validation
-    is worth `COMPILE_PAYS_GMACS` or more, else "dygraph"; the other values are kept."""
+    "auto" (compile for Paddle Inference + oneDNN, dygraph when compiling fails) on CPU when one validation is
+    worth `COMPILE_PAYS_GMACS` or more, else "dygraph" (always on a GPU); the other values are kept."""
     if backend != "auto":
         return backend, f"validation on {backend} (val.backend)"
+    if not paddle.device.get_device().startswith("cpu"):  # as backends._auto decides for a GPU
+        return "dygraph", "validation on dygraph (val.backend auto, on a GPU)"
     work = validation_work_gmacs(model, dataset, max_images, self_ensemble)
     if work >= COMPILE_PAYS_GMACS:
         return "auto", (f"validation compiles the network each time (val.backend auto: ~{work:.0f} GMACs per "

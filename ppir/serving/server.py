@@ -117,7 +117,7 @@ def http_parser() -> str:
     """uvicorn's HTTP parser: httptools (C) when installed, else h11 (pure Python). Bodies the server refuses
     unread are still received and discarded by the parser; h11 spends ~45 ms of the event loop's time per 125 MB,
     and under the abuse run of bench_serving (14 refused 125 MB bodies) the worst /health went 121-167 ms with h11
-    against 39-67 ms with httptools (same machine, back to back)."""
+    against 34-67 ms with httptools (same machine, back to back)."""
     try:
         import httptools  # noqa: F401
     except ImportError:

@@ -54,6 +54,12 @@ def test_auto_compiles_only_when_a_validation_is_worth_it(model):
     assert backend == "auto" and "compiles" in why
     # max_images counts, not the size of the set
     assert validation_backend(model, Images(many, 256, 256), max_images=few)[0] == "dygraph"
+    # on a GPU "auto" runs dygraph, as backends' auto does there (whatever the work)
+    import paddle
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(paddle.device, "get_device", lambda: "gpu:0")
+        assert validation_backend(model, Images(many, 256, 256))[0] == "dygraph"
     # an explicit choice is kept, whatever the work
     for kind in ("dygraph", "paddle", "onnxruntime"):
         assert validation_backend(model, Images(many, 256, 256), kind)[0] == kind
