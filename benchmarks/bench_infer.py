@@ -28,6 +28,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # this checkout's ppir, without pip install (common.py is beside this script)
 
+from ppir.cli import ArgumentParser  # noqa: E402  (both spellings of every multi-word flag)
+
 from common import cpu_name, gpu_name, measure_gpu_peak, measure_peak, median_time, set_threads  # noqa: E402
 
 DEFAULT_CONFIGS = {  # name: (config, seed input shape)
@@ -50,9 +52,9 @@ BACKEND_LABELS = {"dygraph": "dygraph", "auto": "in-process auto (predict/eval)"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n", 2)[2])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=__doc__.split("\n", 2)[2])
     p.add_argument("--models", default=",".join(DEFAULT_CONFIGS),
                    help="networks at their seed shapes, comma list from: " + ", ".join(DEFAULT_CONFIGS)
                         + " (HINet is the 1x SIDD config)")

@@ -44,6 +44,9 @@ import zlib
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from ppir.cli import BOOL, ArgumentParser, both_spellings  # noqa: E402  (the flag rules of every ppir tool)
+from ppir.paths import output_file_problem, write_text  # noqa: E402
+
 MALFORMED = ("not_json", "missing_field", "bad_base64", "not_an_image", "too_many_pixels", "zero_size",
              "deep_nesting", "tiff_bomb")
 EXPECTED_STATUS = {"not_json": 400, "missing_field": 422, "bad_base64": 400, "not_an_image": 400,
@@ -419,21 +422,21 @@ def start_server(args, log_path):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n", 2)[2])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=__doc__.split("\n", 2)[2])
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8080")
-    target.add_argument("--model_dir", help="start a server on this export folder (stopped at the end)")
+    target.add_argument(*both_spellings(["--model_dir"]), dest="model_dir", help="start a server on this export folder (stopped at the end)")
     p.add_argument("--backend", choices=("paddle", "onnxruntime"), default="paddle", help="with --model_dir")
     p.add_argument("--workers", type=int, default=None,
                    help="server predictors, with --model_dir (default: the server's)")
     p.add_argument("--queue-size", type=int, default=None, help="server queue, with --model_dir (default: the server's)")
     p.add_argument("--server-pid", type=int, default=None, help="with --url: the server's PID, to sample its RSS")
     p.add_argument("--cpu-threads", type=int, default=None, help="threads per predictor, with --model_dir")
-    p.add_argument("--enable-mkldnn", action="store_true", help="Paddle Inference with oneDNN, with --model_dir")
+    p.add_argument("--enable-mkldnn", **BOOL, default=False, help="Paddle Inference with oneDNN, with --model_dir")
     p.add_argument("--requests", "-n", type=int, default=200, help="total requests (default: %(default)s)")
-    p.add_argument("--concurrency", "-c", type=int, default=8, help="client threads (default: %(default)s)")
+    p.add_argument("--concurrency", type=int, default=8, help="client threads (default: %(default)s)")
     p.add_argument("--malformed", type=float, default=0.1, help="fraction of broken requests (default: %(default)s)")
     p.add_argument("--format", choices=("paddlex", "pipeline", "mixed"), default="mixed",
                    help="request format of the valid requests (default: %(default)s: alternate)")
@@ -449,10 +452,12 @@ def main(argv=None):
     p.add_argument("--huge-mb", type=float, default=125.0,
                    help="size of each huge body in MiB (default: %(default)s, under the default per-request limit)")
     p.add_argument("--slow", type=int, default=8, help="clients trickling 1 KB every 0.2 s (default: %(default)s)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON only")
+    p.add_argument("--json", help="also write the summary as JSON to this file")
     args = p.parse_args(argv)
     if args.requests < 1 or args.concurrency < 1 or not 0 <= args.malformed < 1:
         sys.exit("error: --requests and --concurrency must be >= 1 and --malformed in [0, 1)")
+    if args.json and output_file_problem(args.json):
+        sys.exit(f"error: --json: {output_file_problem(args.json)}")
     image, shape = test_image(args.image, args.size)
     server = None
     url = args.url
@@ -497,10 +502,9 @@ def main(argv=None):
     if args.model_dir:
         summary.update({"backend": args.backend + (" (oneDNN)" if args.enable_mkldnn else ""),
                         "workers": args.workers or 1})
+    print_table(summary, args, wall)
     if args.json:
-        print(json.dumps(summary, indent=1))
-    else:
-        print_table(summary, args, wall)
+        write_text(args.json, json.dumps(summary, indent=1))
     return 0 if summary["valid_failed"] == 0 and summary["healthy_after"] else 1
 
 

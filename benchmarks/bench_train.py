@@ -3,7 +3,7 @@
 
   python benchmarks/bench_train.py                            # the three networks, 4 x 3x128x128, CPU
   python benchmarks/bench_train.py --small --repeat 2         # tiny widths, a smoke test in seconds
-  python benchmarks/bench_train.py --device gpu --batch 16 --patch 256 --amp O1
+  python benchmarks/bench_train.py --device gpu --batch 16 --patch 256 --amp --amp-level O1
   python benchmarks/bench_train.py --models hinet_0.5x --paths dygraph
   python benchmarks/bench_train.py --models demo_mirnet --batch 8 --patch 64 --profile 12   # where the time goes
 
@@ -23,6 +23,8 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # this checkout's ppir, without pip install (common.py is beside this script)
+
+from ppir.cli import ArgumentParser  # noqa: E402  (both spellings of every multi-word flag)
 
 from common import cpu_name, gpu_name, measure_gpu_peak, measure_peak, median_time, set_threads  # noqa: E402
 
@@ -76,16 +78,17 @@ PATHS = {"dygraph": dygraph_step, "to_static": to_static_step}
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n", 2)[2])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=__doc__.split("\n", 2)[2])
     p.add_argument("--models", default=DEFAULT_MODELS, help="comma list from: " + ", ".join(MODELS)
                    + " (default: %(default)s)")
     p.add_argument("--paths", default=",".join(PATHS), help="training paths, from: " + ", ".join(PATHS))
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="default: %(default)s")
     p.add_argument("--batch", type=int, default=4, help="samples per step (default: %(default)s)")
     p.add_argument("--patch", type=int, default=128, help="square training patch side (default: %(default)s)")
-    p.add_argument("--amp", choices=("O1", "O2"), default=None, help="GPU only: float16 AMP at this level")
+    p.add_argument("--amp", action="store_true", help="GPU only: float16 AMP (as tools/train.py --amp)")
+    p.add_argument("--amp-level", choices=("O1", "O2"), default="O1", help="with --amp (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (default: %(default)s)")
     p.add_argument("--repeat", type=int, default=5, help="timed steps per path; the median is reported")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default: %(default)s)")
@@ -93,7 +96,9 @@ def parse_args(argv=None):
     p.add_argument("--profile", type=int, default=0, metavar="K",
                    help="after timing, profile one more step of each path and print its K costliest operators "
                         "(forward ops and their backward nodes, CPU time; Paddle's profiler)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.amp = args.amp_level if args.amp else None  # from here on: the AMP level, or None without --amp
+    return args
 
 
 def print_top_ops(step, lq, gt, k):

@@ -108,10 +108,35 @@ def parser_of(name):
     return caught["parser"]
 
 
+BENCHMARKS = ("bench_infer", "bench_pytorch", "bench_serving", "bench_train")
+
+
+def benchmark_parser(name):
+    """The ArgumentParser of benchmarks/<name>.py (imported by path: the folder is not a package)."""
+    import importlib.util
+
+    folder = os.path.join(REPO, "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)  # their shared helpers: benchmarks/common.py
+    spec = importlib.util.spec_from_file_location(f"ppir_benchmark_{name}", os.path.join(folder, name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    caught = {}
+
+    def grab(parser, *args, **kwargs):
+        caught["parser"] = parser
+        raise _Parsed
+
+    with mock.patch.object(argparse.ArgumentParser, "parse_args", grab), pytest.raises(_Parsed):
+        module.main([])
+    return caught["parser"]
+
+
 def all_parsers():
     from ppir.serving.client import build_parser
 
-    return {**{name: parser_of(name) for name in COMMANDS}, "deploy/serving/client.py": build_parser()}
+    return {**{name: parser_of(name) for name in COMMANDS}, "deploy/serving/client.py": build_parser(),
+            **{f"benchmarks/{name}.py": benchmark_parser(name) for name in BENCHMARKS}}
 
 
 # Different attribute names, one meaning: the weights a run starts from (TIPC passes it to train and eval alike).
