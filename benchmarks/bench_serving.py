@@ -427,7 +427,8 @@ def main(argv=None):
                        epilog=__doc__.split("\n", 2)[2])
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8080")
-    target.add_argument(*both_spellings(["--model_dir"]), dest="model_dir", help="start a server on this export folder (stopped at the end)")
+    target.add_argument(*both_spellings(["--model_dir"]), dest="model_dir",  # a group's add_argument: no rules
+                        help="start a server on this export folder (stopped at the end)")
     p.add_argument("--backend", choices=("paddle", "onnxruntime"), default="paddle", help="with --model_dir")
     p.add_argument("--workers", type=int, default=None,
                    help="server predictors, with --model_dir (default: the server's)")
