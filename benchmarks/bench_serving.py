@@ -457,8 +457,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.requests < 1 or args.concurrency < 1 or not 0 <= args.malformed < 1:
         sys.exit("error: --requests and --concurrency must be >= 1 and --malformed in [0, 1)")
-    if args.json and output_file_problem(args.json):
-        sys.exit(f"error: --json: {output_file_problem(args.json)}")
+    if args.json and (problem := output_file_problem(args.json)):
+        sys.exit(f"error: --json: {problem}")
     image, shape = test_image(args.image, args.size)
     server = None
     url = args.url

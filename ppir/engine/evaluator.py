@@ -25,10 +25,11 @@ from tqdm import tqdm
 
 from ..data.image_io import write_image
 from ..errors import ConfigError
-from ..paths import write_text
+from ..infer.backends import auto_compiles
 from ..infer.loop import Item, restore_items
 from ..infer.restorer import ImageRestorer
 from ..metrics import MetricSet
+from ..paths import write_text
 
 
 @dataclass
@@ -59,6 +60,11 @@ def eval_restorer(model: paddle.nn.Layer, tile: int = 0, tile_overlap: int = 32,
                                    tile_option="val.tile", output="float", backend_notes=backend_notes)
 
 
+def images_to_restore(dataset, max_images: int = 0) -> int:
+    """How many of `dataset`'s images an evaluation restores: all, or the first `max_images` (0 = all)."""
+    return len(dataset) if not max_images else min(len(dataset), int(max_images))
+
+
 # Validation during training compiles the network anew at every validation (its weights changed), a fixed cost
 # (3-9 s on 2 cores for the demo networks and HINet 0.5x, 34 s for the paper-size MIRNet) that the compiled
 # program earns back at 4-9x dygraph's speed only over enough work: the break-even lay between 20 and 111 GMACs
@@ -72,19 +78,16 @@ def validation_work_gmacs(model: paddle.nn.Layer, dataset, max_images: int = 0, 
     """Estimated GMACs of one validation: the network's MACs per pixel (counted on a small input) x the first
     image's pixels x the number of images (x 8 with self-ensemble). Only the first sample is read, so the
     estimate -- and the backend chosen from it -- is the same for every run and every resume of a config."""
-    from ..infer.dygraph import model_info
-    from ..models.common import size_rules
+    from ..models.common import input_channels, padded_size, size_rules
     from ..profiling import count_macs
 
-    n = len(dataset) if not max_images else min(len(dataset), int(max_images))
+    n = images_to_restore(dataset, max_images)
     if n == 0:
         return 0.0
     lq = dataset[0]["lq"]  # C x H x W
     multiple, min_size = size_rules(model)
-    side = max(min_size, 64)
-    side = -(-side // multiple) * multiple
-    channels = model_info(model).in_channels
-    per_pixel = count_macs(model, (1, channels, side, side)) / (side * side)
+    side = padded_size(64, multiple, min_size)
+    per_pixel = count_macs(model, (1, input_channels(model), side, side)) / (side * side)
     return per_pixel * lq.shape[1] * lq.shape[2] * n * (8 if self_ensemble else 1) / 1e9
 
 
@@ -95,7 +98,7 @@ def validation_backend(model: paddle.nn.Layer, dataset, backend: str = "auto", m
     worth `COMPILE_PAYS_GMACS` or more, else "dygraph" (always on a GPU); the other values are kept."""
     if backend != "auto":
         return backend, f"validation on {backend} (val.backend)"
-    if not paddle.device.get_device().startswith("cpu"):  # as backends._auto decides for a GPU
+    if not auto_compiles():
         return "dygraph", "validation on dygraph (val.backend auto, on a GPU)"
     work = validation_work_gmacs(model, dataset, max_images, self_ensemble)
     if work >= COMPILE_PAYS_GMACS:
@@ -155,7 +158,7 @@ def evaluate(model: paddle.nn.Layer, dataset, metrics, *, tile: int = 0, tile_ov
         raise ConfigError("no metrics configured: add a `metrics:` list (e.g. [{type: PSNR}, {type: SSIM}])")
     mset.reset()
     base = MetricSet(mset.metrics) if score_input else None
-    n = len(dataset) if not max_images else min(len(dataset), int(max_images))
+    n = images_to_restore(dataset, max_images)
     if n == 0:
         raise ConfigError(f"the evaluation dataset {type(dataset).__name__} is empty")
     if save_images and not save_dir:

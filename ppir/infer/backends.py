@@ -454,13 +454,18 @@ def add_backend_arg(parser) -> None:
                              "compiled for paddle (Paddle Inference + oneDNN) or onnxruntime; no export step")
 
 
-def _auto(source, info, o):
-    """The fastest correct backend for a network: on CPU Paddle Inference + oneDNN compiled in-process, dygraph
-    (with one `note:` line saying why) when that cannot be built; on a GPU dygraph (compiled GPU programs are
+def auto_compiles(use_gpu: bool = False) -> bool:
+    """Whether "auto" compiles a network here: on CPU only (on a GPU it runs dygraph: compiled GPU programs are
     not checked against dygraph yet)."""
     import paddle
 
-    if o["use_gpu"] or not paddle.device.get_device().startswith("cpu"):
+    return not use_gpu and paddle.device.get_device().startswith("cpu")
+
+
+def _auto(source, info, o):
+    """The fastest correct backend for a network: on CPU Paddle Inference + oneDNN compiled in-process, dygraph
+    (with one `note:` line saying why) when that cannot be built; on a GPU dygraph (`auto_compiles`)."""
+    if not auto_compiles(o["use_gpu"]):
         return _dygraph(source, info, o)
     try:
         return _compiled("paddle", source, info, o)

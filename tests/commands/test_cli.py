@@ -95,8 +95,8 @@ class _Parsed(Exception):
     pass
 
 
-def parser_of(name):
-    """The ArgumentParser command `name` builds, caught when it starts parsing."""
+def caught_parser(main):
+    """The ArgumentParser `main([])` builds, caught when it starts parsing."""
     caught = {}
 
     def grab(parser, *args, **kwargs):
@@ -104,8 +104,13 @@ def parser_of(name):
         raise _Parsed
 
     with mock.patch.object(argparse.ArgumentParser, "parse_args", grab), pytest.raises(_Parsed):
-        load(name).main([])
+        main([])
     return caught["parser"]
+
+
+def parser_of(name):
+    """The ArgumentParser command `name` builds."""
+    return caught_parser(load(name).main)
 
 
 BENCHMARKS = ("bench_infer", "bench_pytorch", "bench_serving", "bench_train")
@@ -121,15 +126,7 @@ def benchmark_parser(name):
     spec = importlib.util.spec_from_file_location(f"ppir_benchmark_{name}", os.path.join(folder, name + ".py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    caught = {}
-
-    def grab(parser, *args, **kwargs):
-        caught["parser"] = parser
-        raise _Parsed
-
-    with mock.patch.object(argparse.ArgumentParser, "parse_args", grab), pytest.raises(_Parsed):
-        module.main([])
-    return caught["parser"]
+    return caught_parser(module.main)
 
 
 def all_parsers():
