@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import PPIRError
 from ..sections import NETWORK_BACKENDS
 from .deploy_info import MODEL_FILENAME, ONNX_FILENAME, PARAMS_FILENAME
+from .math_threads import kept_math_threads
 from .pipeline import padded_size
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -147,7 +148,8 @@ class PaddleInferenceBackend(Backend):
         config.disable_glog_info()
         config.switch_ir_optim(True)
         try:
-            self.predictor = paddle_infer.create_predictor(config)
+            with kept_math_threads():  # creating a predictor sets them to its own count, process-wide
+                self.predictor = paddle_infer.create_predictor(config)
         except Exception as e:  # noqa: BLE001 - a broken program is the user's file, not our bug
             msg = str(e).strip().splitlines()
             raise BackendError(f"{model_file}: Paddle Inference cannot load the program with "
@@ -163,7 +165,8 @@ class PaddleInferenceBackend(Backend):
         x = np.ascontiguousarray(nchw, dtype=np.float32)
         self._input.reshape(list(x.shape))
         self._input.copy_from_cpu(x)
-        self.predictor.run()
+        with kept_math_threads():  # the predictor leaves MKL/OpenMP at 1 thread for the whole process
+            self.predictor.run()
         return self._output.copy_to_cpu()
 
     @property

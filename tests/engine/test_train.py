@@ -89,7 +89,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
 
     diff = max_abs_diff(weights(tmp_path / "full" / "latest"), weights(run_dir / "latest"))
     print(f"resume after SIGKILL at iteration {killed_at}: max abs weight difference {diff:g}")
-    assert diff == 0  # bit-identical, as docs/architecture.md promises
+    # bit-identical, as docs/architecture.md promises, on any CPU: both runs take the same code path with the
+    # same thread counts (a compiled validation no longer leaves MKL at one thread: ppir.infer.math_threads)
+    assert diff == 0
     # the same validations and the same best checkpoint
     full_val = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     resumed_val = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]

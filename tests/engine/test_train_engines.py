@@ -41,7 +41,10 @@ def test_to_static_trains_like_dygraph(tmp_path, net):
     train(config(net, tmp_path / "dygraph", "dygraph"))
     train(config(net, tmp_path / "static", "to_static"))
     assert len(losses(tmp_path / "static")) == STEPS
-    assert losses(tmp_path / "static") == losses(tmp_path / "dygraph")
+    # not bit-equal: the static program may fuse or reorder float32 arithmetic, and whether the last bits
+    # agree depends on the CPU's kernels (printed at 6 digits, a last-bit change can flip the last digit)
+    static, dygraph = (np.array(losses(tmp_path / k), dtype=np.float64) for k in ("static", "dygraph"))
+    np.testing.assert_allclose(static, dygraph, rtol=1e-5, atol=0)
     a, b = final(tmp_path / "dygraph"), final(tmp_path / "static")
     assert a.keys() == b.keys()
     assert max(float(np.abs(a[k] - b[k]).max()) for k in a) <= 1e-5
@@ -54,6 +57,7 @@ def test_to_static_resumes_exactly(tmp_path):
     train(config("mimo_unetplus", tmp_path / "resumed", "to_static"),
           resume=str(tmp_path / "full" / "checkpoints" / f"iter_{STEPS // 2:08d}"))
     a, b = final(tmp_path / "full"), final(tmp_path / "resumed")
+    # bit-equal on any CPU: both runs take the same code path with the same thread counts on the same machine
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 

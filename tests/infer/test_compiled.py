@@ -160,3 +160,61 @@ def test_backend_in_help(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
     assert "--backend {auto,dygraph,paddle,onnxruntime}" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------- the process after a predictor run
+def _gradients(model, x):
+    """Every parameter's gradient of a fixed loss on `x`, as numpy arrays (HINet: no dropout, so deterministic)."""
+    model.train()
+    for p in model.parameters():
+        p.clear_gradient()
+    out = model(paddle.to_tensor(x))
+    (out[-1] if isinstance(out, (list, tuple)) else out).square().mean().backward()
+    grads = {p.name: p.grad.numpy().copy() for p in model.parameters()}
+    model.eval()
+    return grads
+
+
+def test_a_predictor_run_leaves_the_process_math_threads_and_training_arithmetic_as_they_were():
+    # Paddle Inference's predictor ends every run by setting MKL and OpenMP to 1 thread process-wide; dygraph
+    # training after a compiled validation then ran single-threaded, and on AMD EPYC with other float32 bits
+    # (the validation-backend test's weights differed by 7e-9). The backend puts the counts back.
+    from ppir.infer.math_threads import math_threads
+
+    before = math_threads()
+    if before is None:
+        pytest.skip("this Paddle build ships no libmklml_intel.so/libiomp5.so to read the thread counts from")
+    model = tiny("hinet")
+    x = np.random.default_rng(1).random((2, 3, 32, 32), dtype=np.float32)
+    reference = _gradients(model, x)
+    backend = make_backend("paddle", model, enable_mkldnn=True)
+    backend.run(x[:1])
+    assert math_threads() == before
+    after = _gradients(model, x)
+    assert all(np.array_equal(reference[k], after[k]) for k in reference)
+    # what the guard is for: the raw predictor leaves one thread (Paddle 3.3.1's behaviour)
+    backend.predictor.run()
+    assert math_threads() == (1, 1)
+    from ppir.infer.math_threads import _set
+
+    _set(before)
+    assert math_threads() == before
+
+
+def test_without_readable_math_libraries_the_starting_thread_count_is_restored(monkeypatch):
+    from paddle.base import core
+
+    from ppir.infer import math_threads as mt
+
+    real = mt._libraries()
+    if real[0] is None:
+        pytest.skip("this Paddle build ships no libmklml_intel.so/libiomp5.so to read the thread counts from")
+    before = mt.math_threads()
+    monkeypatch.setattr(mt, "_LIBS", (None, None))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the count MKL and OpenMP would start with (MKL caps at the cores)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    with mt.kept_math_threads():
+        core.set_num_threads(2)
+    monkeypatch.setattr(mt, "_LIBS", real)
+    assert mt.math_threads() == (1, 1)
+    mt._set(before)
