@@ -15,6 +15,7 @@ from ppir.infer.backends import add_backend_arg
 from ppir.infer.memory import TOLERANCE_NOTE, default_budget, memory_arg
 from ppir.infer.outputs import NAME_RULE
 from ppir.scaleout.batch import add_engine_args
+from ppir.scaleout.cluster import require_ray
 
 NOTES = [
     f"Output names: {NAME_RULE}.",
@@ -73,6 +74,8 @@ def build_restorer(args, notes=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.engine == "ray":
+        require_ray()  # before any work: one line saying how to install it
     from tqdm import tqdm
 
     from ppir.infer.loop import file_items, list_images, restore_items

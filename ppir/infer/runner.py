@@ -34,6 +34,7 @@ from ..data.image_io import read_image
 from ..errors import ConfigError, ImageError
 from ..metrics import SSIM_WINDOW
 from ..scaleout.batch import add_engine_args
+from ..scaleout.cluster import require_ray
 from .backends import make_backend, warm_up as warm_up_backend
 from .deploy_info import read_deploy_info
 from .memory import TOLERANCE_NOTE, default_budget, memory_arg, peak_rss_bytes
@@ -274,6 +275,8 @@ def main(argv=None, backend: str = "paddle", prog: str | None = None) -> int:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}")
     args = build_parser(backend, prog).parse_args(argv)
+    if args.engine == "ray":
+        require_ray()  # before any work: one line saying how to install it
     if args.batch_size < 1:
         raise ConfigError(f"--batch_size must be at least 1, got {args.batch_size}")
     if args.cpu_threads is not None and args.cpu_threads < 1:

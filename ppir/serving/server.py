@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..infer.backends import BackendError, make_backend, warm_up, warmup_input
 from ..infer.deploy_info import read_deploy_info
 from ..infer.restorer import ImageRestorer
-from ..scaleout.cluster import add_ray_address_arg
+from ..scaleout.cluster import add_ray_address_arg, require_ray
 from ..scaleout.serving import add_serve_args
 
 DEFAULT_MAX_PIXELS = 4096 * 4096  # also OpenCV's limit, set before OpenCV loads (opencv_limit.py)
@@ -149,6 +149,8 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def main(argv=None, prog: str | None = None) -> int:
     args = build_parser(prog).parse_args(argv)
+    if args.engine == "ray":
+        require_ray()  # before any work: one line saying how to install it
     handler = logging.StreamHandler(sys.stderr)  # own handlers: paddle configures the root logger on import
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for name in ("ppir.serving", "uvicorn"):
