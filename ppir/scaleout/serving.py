@@ -25,20 +25,19 @@ def add_serve_args(add) -> None:
     add("--engine", choices=("local", "ray"), default="local",
         help="local: predictors in this process (default); ray: Ray Serve replicas, each with one predictor, "
              "behind this process's HTTP front (a private Ray, or the cluster at --ray-address)")
-    add("--replicas", type=int, default=1,
-        help="--engine ray: Serve replicas (default: %(default)s; see --min-replicas/--max-replicas)")
-    add("--min-replicas", "--min_replicas", dest="min_replicas", type=int, default=None,
-        help="--engine ray: autoscale between this and --max-replicas (Serve's autoscaling_config)")
-    add("--max-replicas", "--max_replicas", dest="max_replicas", type=int, default=None,
-        help="--engine ray: the upper bound of autoscaling (default: --replicas)")
-    add("--max-ongoing-requests", "--max_ongoing_requests", dest="max_ongoing_requests", type=int, default=4,
-        help="--engine ray: requests one replica holds at once, Serve's max_ongoing_requests (default: "
-             "%(default)s)")
-    add("--max-batch-size", "--max_batch_size", dest="max_batch_size", type=int, default=4,
-        help="--engine ray: requests a replica restores together (serve.batch; images of one padded size share a "
-             "network call; default: %(default)s)")
-    add("--batch-wait-ms", "--batch_wait_ms", dest="batch_wait_ms", type=float, default=5.0,
-        help="--engine ray: how long a replica waits for more requests to batch (default: %(default)s)")
+    options = (  # (name, type, default, help): every one only matters with --engine ray
+        ("replicas", int, 1, "Serve replicas (default: %(default)s; see --min-replicas/--max-replicas)"),
+        ("min_replicas", int, None, "autoscale between this and --max-replicas (Serve's autoscaling_config)"),
+        ("max_replicas", int, None, "the upper bound of autoscaling (default: --replicas)"),
+        ("max_ongoing_requests", int, 4, "requests one replica holds at once, Serve's max_ongoing_requests "
+                                         "(default: %(default)s)"),
+        ("max_batch_size", int, 4, "requests a replica restores together (serve.batch; images of one padded size "
+                                   "share a network call; default: %(default)s)"),
+        ("batch_wait_ms", float, 5.0, "how long a replica waits for more requests to batch (default: %(default)s)"),
+    )
+    for name, kind, default, text in options:
+        flags = dict.fromkeys([f"--{name.replace('_', '-')}", f"--{name}"])
+        add(*flags, dest=name, type=kind, default=default, help=f"--engine ray: {text}")
 
 
 def replica_counts(args) -> tuple[int, int, int]:
