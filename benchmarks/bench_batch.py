@@ -77,7 +77,8 @@ def main(argv=None):
     p.add_argument("--workers", default="1,2", help="Ray worker counts to time, comma-separated (default: %(default)s)")
     p.add_argument("--ray-address", default=None, help="a running cluster (default: a private Ray per run)")
     p.add_argument("--cpu-threads", type=int, default=1,
-                   help="--cpu_threads of every run, local and each Ray worker (default: %(default)s)")
+                   help="--cpu_threads of the local run and of each Ray worker (default: %(default)s); the local "
+                        "runner on every core is timed beside them")
     p.add_argument("--repeat", type=int, default=3, help="runs per configuration; medians reported (default: 3)")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per run (default: %(default)s)")
     p.add_argument("--json", help="also write the results as JSON to this file")
@@ -89,16 +90,19 @@ def main(argv=None):
     work = tempfile.mkdtemp(prefix="bench_batch_")
     try:
         make_images(os.path.join(work, "in"), args.images, size)
-        configs = [("local", [])] + [(f"ray, {w} worker(s)", ["--engine", "ray", "--workers", w]
-                                      + (["--ray-address", args.ray_address] if args.ray_address else []))
-                                     for w in workers]
+        cores = os.cpu_count() or 1
+        # the local runner as given (--cpu-threads) and on every core: what one process makes of the machine
+        configs = [("local", ["--cpu_threads", args.cpu_threads])]
+        if cores != args.cpu_threads:
+            configs.append((f"local, {cores} threads", ["--cpu_threads", cores]))
+        configs += [(f"ray, {w} worker(s)", ["--cpu_threads", args.cpu_threads, "--engine", "ray", "--workers", w]
+                     + (["--ray-address", args.ray_address] if args.ray_address else [])) for w in workers]
         runs = {name: [] for name, _ in configs}
         for r in range(args.repeat):  # interleaved, so that a busy spell of the machine hits every configuration
             for name, extra in configs:
-                out = os.path.join(work, f"out_{r}_{len(runs[name])}_{name.split(',')[0]}")
+                out = os.path.join(work, f"out_{r}_{configs.index((name, extra))}")
                 cmd = ppir_command(args.command, "--model_dir", os.path.abspath(args.model_dir), "--image_dir",
-                                   os.path.join(work, "in"), "--save_dir", out, "--cpu_threads", args.cpu_threads,
-                                   *extra)
+                                   os.path.join(work, "in"), "--save_dir", out, *extra)
                 runs[name].append(timed_run(cmd, out, args.images, args.timeout))
                 shutil.rmtree(out, ignore_errors=True)
     finally:
@@ -106,7 +110,7 @@ def main(argv=None):
     table = {name: {k: round(statistics.median(run[k] for run in rs), 2) for k in rs[0]} for name, rs in runs.items()}
     local = table["local"]["images_per_s_steady"]
     print(f"machine: {cpu_model()}; {args.images} images {size[1]}x{size[0]}, {args.command}, --cpu_threads "
-          f"{args.cpu_threads}, medians of {args.repeat} run(s)")
+          f"{args.cpu_threads} unless said, medians of {args.repeat} run(s)")
     print("| engine | wall (s) | images/s (wall) | images/s (steady) | steady vs local |")
     print("|---|---|---|---|---|")
     for name, row in table.items():

@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -464,6 +465,8 @@ def main(argv=None):
                    help="with --engine ray: replica counts, comma-separated; one server and run per count, then a "
                         "table side by side (default: %(default)s)")
     p.add_argument("--ray-address", default=None, help="with --engine ray: a running cluster (default: a private Ray)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="runs per configuration (a new server each), then a table of medians (default: %(default)s)")
     p.add_argument("--json", help="also write the summary as JSON to this file")
     args = p.parse_args(argv)
     if args.requests < 1 or args.concurrency < 1 or not 0 <= args.malformed < 1:
@@ -473,12 +476,13 @@ def main(argv=None):
     image, shape = test_image(args.image, args.size)
     counts = [int(c) for c in args.replicas.split(",") if c.strip()] if args.engine == "ray" else [None]
     summaries = []
-    for replicas in counts:
-        summary, wall = measure(args, image, shape, replicas)
-        print_table(summary, args, wall)
-        summaries.append(summary)
+    for _ in range(args.repeat):  # interleaved: a busy spell of the (shared) machine hits every count alike
+        for replicas in counts:
+            summary, wall = measure(args, image, shape, replicas)
+            print_table(summary, args, wall)
+            summaries.append(summary)
     if len(summaries) > 1:
-        print_replicas(summaries)
+        print_medians(summaries, args)
     if args.json:
         write_text(args.json, json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=1))
     return 0 if all(s["valid_failed"] == 0 and s["healthy_after"] for s in summaries) else 1
@@ -532,14 +536,21 @@ def measure(args, image, shape, replicas=None):
     return summary, wall
 
 
-def print_replicas(summaries):
-    """The runs of --engine ray --replicas A,B,... side by side."""
-    print(f"\nmachine: {summaries[0]['cpu']}")
-    print("| replicas | restored requests/s | p50 latency (ms) | p90 latency (ms) | valid failed |")
-    print("|---|---|---|---|---|")
-    for s in summaries:
-        lat = s["latency_ms"]
-        print(f"| {s['replicas']} | {s['restored_rps']} | {lat['p50']} | {lat['p90']} | {s['valid_failed']} |")
+def print_medians(summaries, args):
+    """The runs side by side: medians over --repeat for each replica count (or the local server)."""
+    print(f"\nmachine: {summaries[0]['cpu']}; medians of {args.repeat} run(s); image {summaries[0]['image']}, "
+          f"{args.requests} requests from {args.concurrency} clients")
+    print("| server | restored requests/s | p50 latency (ms) | p90 latency (ms) | worst /health (ms) | valid failed |")
+    print("|---|---|---|---|---|---|")
+    for count in dict.fromkeys(s.get("replicas") for s in summaries):
+        runs = [s for s in summaries if s.get("replicas") == count]
+        name = f"ray, {count} replica(s)" if count else f"local, {runs[0].get('workers', '?')} worker(s)"
+
+        def med(key, sub=None):
+            return round(statistics.median(r[key][sub] if sub else r[key] for r in runs), 1)
+
+        print(f"| {name} | {med('restored_rps')} | {med('latency_ms', 'p50')} | {med('latency_ms', 'p90')} | "
+              f"{med('health_worst_ms')} | {sum(r['valid_failed'] for r in runs)} |")
 
 
 def print_table(summary, args, wall):

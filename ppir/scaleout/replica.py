@@ -14,12 +14,14 @@ import asyncio
 from ray import serve
 
 from ..infer.loop import Item, restore_items
+from ..serving.child import lower_priority
 
 DEPLOYMENT = "ppir-restorer"
 
 
 class RestorerReplica:
     def __init__(self, build, build_args: tuple, max_batch_size: int, batch_wait_s: float):
+        lower_priority()  # a replica beside the HTTP front (one machine) must not starve it
         self.restorer = build(*build_args)
         self.restore.set_max_batch_size(max_batch_size)
         self.restore.set_batch_wait_timeout_s(batch_wait_s)

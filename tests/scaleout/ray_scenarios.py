@@ -59,6 +59,15 @@ def batch_scenarios(setup, env) -> dict:
                       *head)
     res["mixed_diff"] = folder_diff(f"{out}/mixed_local", f"{out}/mixed_ray")
 
+    # predict: a network from its config and weights, no export
+    weights = os.path.join(REPO, "tests", "fixtures", "golden", "hinet_wf8_perturbed.npz")
+    net = ["-c", os.path.join(REPO, "configs", "hinet_sidd_0.5x.yml"), "-o", "model.wf=8", "--weights", weights,
+           "--backend", "dygraph", "--input", data["gt"]]
+    res["predict_local"] = ppir(env, "predict", *net, "--output", f"{out}/predict_local")
+    res["predict_ray"] = ppir(env, "predict", *net, "--output", f"{out}/predict_ray", "--engine", "ray",
+                              "--workers", 2, *head)
+    res["predict_diff"] = folder_diff(f"{out}/predict_local", f"{out}/predict_ray")
+
     # one worker killed with SIGKILL while the job runs
     many = ["--model_dir", model, "--image_dir", data["many"]]
     res["many_local"] = ppir(env, "infer-onnx", *many, "--save_dir", f"{out}/many_local")

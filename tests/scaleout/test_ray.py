@@ -135,13 +135,23 @@ def test_ray_batch_restores_like_the_local_runner(seen):
     assert diff["max_diff"] <= 1
 
 
+def test_ray_predict_restores_like_the_local_predict(seen):
+    batch = no_error(seen["batch"])
+    local, ray = batch["predict_local"], batch["predict_ray"]
+    assert local["rc"] == ray["rc"] == 0, (local, ray)
+    assert local["stdout"][-1].replace("predict_local", "X") == ray["stdout"][-1].replace("predict_ray", "X")
+    assert "restored 6 of 6 image(s)" in ray["stdout"][-1]
+    diff = batch["predict_diff"]
+    assert diff["files_a"] == diff["files_b"] and len(diff["files_b"]) == 6 and diff["max_diff"] <= 1
+
+
 def test_ray_batch_survives_a_killed_worker_and_resumes(seen):
     batch = no_error(seen["batch"])
     kill = batch["kill"]
     assert kill["killed"] is not None, kill  # a worker was killed while outputs were still missing
     assert kill["written_at_kill"] < kill["total"], kill
     assert kill["rc"] == 0, kill
-    assert kill["stdout_tail"][-1] .startswith("restored 24 of 24 image(s)"), kill
+    assert kill["stdout_tail"][-1].startswith("restored 24 of 24 image(s)"), kill
     diff = batch["kill_diff"]
     assert diff["files_a"] == diff["files_b"] and len(diff["files_b"]) == 24  # each once, no temporaries left
     assert diff["max_diff"] <= 1
