@@ -29,7 +29,7 @@ from ..errors import ConfigError, ImageError
 from ..infer.loop import Item, RunSummary, file_items, pixel_scores, restore_items
 from ..infer.pipeline import to_uint8
 from ..paths import sweep_stale_temps
-from .cluster import add_ray_address_arg, connect
+from .cluster import add_ray_address_arg, cause_of, connect
 
 ENGINES = ("local", "ray")
 
@@ -152,7 +152,7 @@ def restore_on_ray(build: Callable, build_args: tuple, files: list[str], names: 
         for row in restored.iter_rows():
             kept += _merge(json.loads(row["result"]), files, names, save_dir, summary, report, errors)
     except Exception as e:  # noqa: BLE001 - Ray wraps a worker's start-up error (bad model) in its own
-        raise ConfigError(f"the Ray job failed: {_root_cause(e)}") from None
+        raise ConfigError(f"the Ray job failed: {cause_of(e)}") from None
     if save_dir:
         sweep_stale_temps(save_dir)  # temporaries of a worker killed while it wrote
     summary.total_s = time.perf_counter() - t0
@@ -182,11 +182,3 @@ def _merge(result: dict, files, names, save_dir, summary: RunSummary, report, er
             report(Item(name=os.path.basename(path), source=path, load=lambda: None, output=saved), None, scores,
                    saved)
     return result.get("kept", 0)
-
-
-def _root_cause(e: BaseException) -> str:
-    """The innermost error's first line (Ray chains task errors several levels deep)."""
-    while getattr(e, "cause", None) is not None or e.__cause__ is not None:
-        e = getattr(e, "cause", None) or e.__cause__
-    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
-    return f"{type(e).__name__}: {lines[-1][:300]}" if lines else type(e).__name__

@@ -7,6 +7,7 @@ Ray, a modest object store (ppir moves images, not data sets), and workers that 
 from __future__ import annotations
 
 import os
+import re
 
 from ..cli import child_env
 from ..errors import ConfigError
@@ -52,3 +53,25 @@ def add_ray_address_arg(parser) -> None:
     parser.add_argument("--ray-address", "--ray_address", dest="ray_address", default=None, metavar="ADDR",
                         help="--engine ray: the cluster to join (HOST:PORT of its head, 'auto', or ray://HOST:10001); "
                              "default: a private Ray started in this process")
+
+
+_ERROR_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(\w+(?:Error|Exception)): (\S.*)$")
+
+
+def cause_of(*texts) -> str:
+    """The user's error inside Ray's reports: the last 'SomeError: message' line of `texts` (exceptions or strings,
+    Ray's task and deployment errors carry the remote traceback) that is not one of Ray's own wrappers."""
+    found = None
+    for text in texts:
+        chain, e = [], text
+        while isinstance(e, BaseException):
+            chain.append(str(e))
+            e = e.__cause__ or getattr(e, "cause", None)
+        for line in "\n".join(chain if chain else [str(text)]).splitlines():
+            m = _ERROR_LINE.match(line)
+            if m and not m.group(1).startswith("Ray") and m.group(1) not in ("SystemException", "RuntimeError"):
+                found = f"{m.group(1)}: {m.group(2).strip()[:300]}"
+    if found:
+        return found
+    first = [ln.strip() for t in texts for ln in str(t).strip().splitlines() if ln.strip()]
+    return first[-1][:300] if first else "unknown error"

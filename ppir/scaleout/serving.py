@@ -15,7 +15,7 @@ import types
 
 from ..errors import ConfigError
 from ..serving.protocol import RequestError, ServerBusy
-from .cluster import connect
+from .cluster import cause_of, connect
 
 APP_NAME = "ppir"
 
@@ -114,10 +114,9 @@ def deploy(args, info, build, build_args: tuple):
         handle = serve.run(app, name=APP_NAME, route_prefix=None)
         name = handle.backend_name.remote().result()
     except Exception as e:  # noqa: BLE001 - a replica that cannot start (bad model): one line, exit 2
+        details = _deployment_messages()
         ray.shutdown()
-        lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
-        why = next((ln for ln in reversed(lines) if "Error" in ln), lines[-1] if lines else type(e).__name__)
-        raise ConfigError(f"the Ray Serve deployment did not start: {why[:300]}") from None
+        raise ConfigError(f"the Ray Serve deployment did not start: {cause_of(e, *details)}") from None
 
     def stop():
         try:
@@ -127,3 +126,16 @@ def deploy(args, info, build, build_args: tuple):
 
     replicas = f"{initial}" if initial == high else f"{initial} (autoscaling up to {high})"
     return handle, f"{name} on {replicas} Ray Serve replica(s)", stop
+
+
+def _deployment_messages() -> list[str]:
+    """What Serve says about the app and its deployments (a replica's start-up traceback, for one)."""
+    from ray import serve
+
+    try:
+        app = serve.status().applications.get(APP_NAME)
+    except Exception:  # noqa: BLE001 - only for the error message
+        return []
+    if app is None:
+        return []
+    return [app.message or ""] + [d.message or "" for d in app.deployments.values()]
