@@ -35,3 +35,25 @@ def test_engine_ray_without_ray_is_one_line_and_exit_2(tmp_path, command):
     assert r.stderr.strip().splitlines() == [
         "error: --engine ray needs Ray, which is not installed: pip install 'ppir[ray]' (or pip install -r "
         "requirements-ray.txt)"]
+
+
+def serve_args(*argv):
+    from ppir.serving.server import build_parser
+
+    return build_parser().parse_args(["--model_dir", "m", "--engine", "ray", *argv])
+
+
+def test_serve_options_map_to_ray_serve_options():
+    from ppir.errors import ConfigError
+    from ppir.scaleout.serving import deployment_options
+
+    fixed = deployment_options(serve_args("--replicas", "3", "--max-ongoing-requests", "6", "--cpu-threads", "2"))
+    assert fixed["num_replicas"] == 3 and "autoscaling_config" not in fixed
+    assert fixed["max_ongoing_requests"] == 6 and fixed["ray_actor_options"] == {"num_cpus": 2}
+    scaled = deployment_options(serve_args("--min-replicas", "1", "--max-replicas", "8", "--use-gpu"))
+    assert "num_replicas" not in scaled and scaled["ray_actor_options"] == {"num_cpus": 1, "num_gpus": 1}
+    assert scaled["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 8, "initial_replicas": 1,
+                                            "target_ongoing_requests": 2}
+    for bad in (["--min-replicas", "5", "--max-replicas", "2"], ["--replicas", "0"], ["--max-batch-size", "0"]):
+        with pytest.raises(ConfigError):
+            deployment_options(serve_args(*bad))

@@ -102,7 +102,20 @@ def seen(tmp_path_factory):
     results = json.loads(lines[-1])
     results["leftover"] = left
     assert "error" not in results, results["error"]
+    print(json.dumps(summary(results)))  # shown with pytest -s: what the cluster did, for the record
     return results
+
+
+def summary(results) -> dict:
+    batch, serve = results.get("batch", {}), results.get("serve", {})
+    return {"cluster_start_s": results.get("cluster_start_s"), "leftover": results["leftover"],
+            "batch_kill": {k: batch.get("kill", {}).get(k) for k in ("rc", "written_at_kill", "total",
+                                                                     "workers_seen", "seconds")},
+            "batch_seconds": {k: batch.get(k, {}).get("seconds") for k in ("local", "ray", "predict_local",
+                                                                          "predict_ray", "rerun")},
+            "serve_kill": {k: serve.get("kill", {}).get(k) for k in ("requests", "done", "failures", "replaced",
+                                                                     "seconds")},
+            "serve_5xx": serve.get("ray_5xx_lines"), "serve_ray_start_s": serve.get("ray_start_s")}
 
 
 def no_error(part):
