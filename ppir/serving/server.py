@@ -5,6 +5,9 @@ Start-up builds `--workers` predictors (one per thread, each with `--cpu-threads
 requests can be sent; with ``--port 0`` the system picks a free port and that line tells which. Then one log line
 per request. SIGINT/SIGTERM stop it cleanly. A bad model folder, option or busy port is one ``error:`` line and
 exit code 2.
+
+With ``--engine ray`` the predictors are Ray Serve replicas instead (``ppir.scaleout.serving``): this process stays
+the HTTP front, with the same app, limits and answers, and its pool threads forward decoded images to the replicas.
 """
 from __future__ import annotations
 
