@@ -26,7 +26,7 @@ def require_ray():
 
 
 def connect(address: str | None, num_cpus: int | None = None):
-    """Join the cluster at `address` ("auto", "HOST:PORT", "ray://HOST:10001"), or start a private one when it is
+    """Join the cluster at `address` ("HOST:PORT" of its head, "auto"), or start a private one when it is
     None or empty. Returns the `ray` module; ConfigError when nothing answers at `address`."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray = require_ray()
@@ -51,7 +51,7 @@ def connect(address: str | None, num_cpus: int | None = None):
 
 def add_ray_address_arg(parser) -> None:
     parser.add_argument("--ray-address", "--ray_address", dest="ray_address", default=None, metavar="ADDR",
-                        help="--engine ray: the cluster to join (HOST:PORT of its head, 'auto', or ray://HOST:10001); "
+                        help="--engine ray: the cluster to join (HOST:PORT of its head, or 'auto' on one of its nodes); "
                              "default: a private Ray started in this process")
 
 
