@@ -60,7 +60,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="address to listen on (default: %(default)s, this machine only; 0.0.0.0 for every interface)")
     add("--port", type=int, default=8080, help="TCP port (default: %(default)s; 0: any free port, printed)")
     add("--workers", type=int, default=1,
-        help="predictors, i.e. requests restored in parallel (threads, default: %(default)s)")
+        help="predictors, i.e. requests restored in parallel (threads, default: %(default)s; --engine ray: replicas "
+             "x --max-ongoing-requests threads forward to the replicas instead)")
     add("--queue-size", "--queue_size", dest="queue_size", type=int, default=DEFAULT_QUEUE_SIZE,
         help="requests allowed to wait for a predictor; more get 503 (default: %(default)s)")
     add("--queue-timeout", "--queue_timeout", dest="queue_timeout", type=float, default=30.0,
