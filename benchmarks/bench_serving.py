@@ -7,6 +7,7 @@ while other clients send bombs, oversized and huge bodies and trickle bodies slo
       --requests 400 --concurrency 16 --malformed 0.1 --size 256x256
   python benchmarks/bench_serving.py --model_dir inference/hinet --huge 14 --huge-mb 130 --slow 8 --bombs 10
   python benchmarks/bench_serving.py --url http://127.0.0.1:8080 --image photo.png   # a running server
+  python benchmarks/bench_serving.py --model_dir inference/hinet --engine ray --replicas 1,2   # one run per count
 
 Each client thread keeps one HTTP/1.1 connection and sends its share of the requests back to back. With
 `--malformed F`, a fraction F of the requests (chosen with a fixed seed) is broken in one of eight ways: not JSON,
@@ -32,6 +33,7 @@ import json
 import os
 import platform
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -404,10 +406,14 @@ def cpu_model():
 
 
 # ------------------------------------------------------------------------------------------------ server
-def start_server(args, log_path):
+def start_server(args, log_path, replicas=None):
     from ppir.serving.launch import ServerStartError, start_server as launch
 
     server_args = ["--model_dir", args.model_dir, "--backend", args.backend, "--port", "0"]
+    if args.engine == "ray":
+        server_args += ["--engine", "ray", "--replicas", replicas]
+        if args.ray_address:
+            server_args += ["--ray-address", args.ray_address]
     for flag, value in (("--workers", args.workers), ("--queue-size", args.queue_size)):
         if value is not None:
             server_args += [flag, value]
@@ -453,6 +459,14 @@ def main(argv=None):
     p.add_argument("--huge-mb", type=float, default=125.0,
                    help="size of each huge body in MiB (default: %(default)s, under the default per-request limit)")
     p.add_argument("--slow", type=int, default=8, help="clients trickling 1 KB every 0.2 s (default: %(default)s)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="with --model_dir: the server's engine (ray: Ray Serve replicas; default: %(default)s)")
+    p.add_argument("--replicas", default="1",
+                   help="with --engine ray: replica counts, comma-separated; one server and run per count, then a "
+                        "table side by side (default: %(default)s)")
+    p.add_argument("--ray-address", default=None, help="with --engine ray: a running cluster (default: a private Ray)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="runs per configuration (a new server each), then a table of medians (default: %(default)s)")
     p.add_argument("--json", help="also write the summary as JSON to this file")
     args = p.parse_args(argv)
     if args.requests < 1 or args.concurrency < 1 or not 0 <= args.malformed < 1:
@@ -460,11 +474,27 @@ def main(argv=None):
     if args.json and (problem := output_file_problem(args.json)):
         sys.exit(f"error: --json: {problem}")
     image, shape = test_image(args.image, args.size)
+    counts = [int(c) for c in args.replicas.split(",") if c.strip()] if args.engine == "ray" else [None]
+    summaries = []
+    for _ in range(args.repeat):  # interleaved: a busy spell of the (shared) machine hits every count alike
+        for replicas in counts:
+            summary, wall = measure(args, image, shape, replicas)
+            print_table(summary, args, wall)
+            summaries.append(summary)
+    if len(summaries) > 1:
+        print_medians(summaries, args)
+    if args.json:
+        write_text(args.json, json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=1))
+    return 0 if all(s["valid_failed"] == 0 and s["healthy_after"] for s in summaries) else 1
+
+
+def measure(args, image, shape, replicas=None):
+    """One server (started here with --model_dir, `replicas` with --engine ray), the load and the abuse."""
     server = None
     url = args.url
     if args.model_dir:
         log_path = os.path.join(tempfile.mkdtemp(prefix="bench_serving_"), "server.log")
-        server = start_server(args, log_path)
+        server = start_server(args, log_path, replicas)
         url = server.url
     monitor = Monitor(url, server.proc.pid if server else args.server_pid)
     stop_event = threading.Event()
@@ -491,7 +521,7 @@ def main(argv=None):
     finally:
         stop_event.set()
         if server is not None:
-            server.stop()
+            server.stop(timeout=60)
     summary.update({"image": f"{shape[1]}x{shape[0]}", "concurrency": args.concurrency, "url": url,
                     "cpu": cpu_model(), "abuse": {k: tally(v) for k, v in abuse.items()},
                     "health_polls": watched["polls"], "health_failed": watched["failed"],
@@ -502,11 +532,25 @@ def main(argv=None):
                                "after": round(rss_after / MB)} if monitor.pid else None})
     if args.model_dir:
         summary.update({"backend": args.backend + (" (oneDNN)" if args.enable_mkldnn else ""),
-                        "workers": args.workers or 1})
-    print_table(summary, args, wall)
-    if args.json:
-        write_text(args.json, json.dumps(summary, indent=1))
-    return 0 if summary["valid_failed"] == 0 and summary["healthy_after"] else 1
+                        "workers": args.workers or 1, "engine": args.engine, "replicas": replicas})
+    return summary, wall
+
+
+def print_medians(summaries, args):
+    """The runs side by side: medians over --repeat for each replica count (or the local server)."""
+    print(f"\nmachine: {summaries[0]['cpu']}; medians of {args.repeat} run(s); image {summaries[0]['image']}, "
+          f"{args.requests} requests from {args.concurrency} clients")
+    print("| server | restored requests/s | p50 latency (ms) | p90 latency (ms) | worst /health (ms) | valid failed |")
+    print("|---|---|---|---|---|---|")
+    for count in dict.fromkeys(s.get("replicas") for s in summaries):
+        runs = [s for s in summaries if s.get("replicas") == count]
+        name = f"ray, {count} replica(s)" if count else f"local, {runs[0].get('workers', '?')} worker(s)"
+
+        def med(key, sub=None):
+            return round(statistics.median(r[key][sub] if sub else r[key] for r in runs), 1)
+
+        print(f"| {name} | {med('restored_rps')} | {med('latency_ms', 'p50')} | {med('latency_ms', 'p90')} | "
+              f"{med('health_worst_ms')} | {sum(r['valid_failed'] for r in runs)} |")
 
 
 def print_table(summary, args, wall):

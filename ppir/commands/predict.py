@@ -14,6 +14,8 @@ from ppir.cli import add_override_arg, ArgumentParser, BOOL, flat_overrides
 from ppir.infer.backends import add_backend_arg
 from ppir.infer.memory import TOLERANCE_NOTE, default_budget, memory_arg
 from ppir.infer.outputs import NAME_RULE
+from ppir.scaleout.batch import add_engine_args
+from ppir.scaleout.cluster import require_ray
 
 NOTES = [
     f"Output names: {NAME_RULE}.",
@@ -52,28 +54,40 @@ def parse_args(argv=None):
                                         "memory); larger images are restored in tiles; 0: no limit")
     add_backend_arg(p)
     add_override_arg(p)
+    add_engine_args(p)
     return p.parse_args(argv)
+
+
+def build_restorer(args, notes=None):
+    """The network of -c/--weights as an ImageRestorer: built once here, or once by each worker of --engine ray
+    (where --max-memory's default is that worker's machine's)."""
+    import ppir
+    from ppir.infer.loop import print_note
+    from ppir.infer.restorer import ImageRestorer
+
+    model = ppir.build_model(args.config, flat_overrides(args))
+    ppir.load_weights(model, args.weights)
+    budget = default_budget() if args.max_memory is None else args.max_memory
+    return ImageRestorer.for_model(model, backend=args.backend, tile=args.tile, tile_overlap=args.tile_overlap,
+                                   max_memory=budget, output="float", notes=notes or print_note)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.engine == "ray":
+        require_ray()  # before any work: one line saying how to install it
     from tqdm import tqdm
 
-    import ppir
     from ppir.infer.loop import file_items, list_images, restore_items
     from ppir.infer.outputs import check_output_folder, output_names
-    from ppir.infer.restorer import ImageRestorer
 
     files = list_images(args.input)
     names = output_names(files)
     folders = [args.input] if os.path.isdir(args.input) else []
     check_output_folder(args.output, "--output", files, folders, names, args.overwrite)
-    model = ppir.build_model(args.config, flat_overrides(args))
-    ppir.load_weights(model, args.weights)
-    budget = default_budget() if args.max_memory is None else args.max_memory
-    restorer = ImageRestorer.for_model(model, backend=args.backend, tile=args.tile, tile_overlap=args.tile_overlap,
-                                       max_memory=budget, output="float",
-                                       notes=lambda msg: tqdm.write(msg, file=sys.stderr))  # bad --tile: ConfigError
+    if args.engine == "ray":
+        return _run_on_ray(args, files, names)
+    restorer = build_restorer(args, notes=lambda msg: tqdm.write(msg, file=sys.stderr))  # bad --tile: ConfigError
     bar = tqdm(total=len(files), desc="restoring", unit="img", disable=len(files) < 2)
     summary = restore_items(restorer, file_items(files, save_dir=args.output, names=names),
                             report=lambda *_: bar.update(1),
@@ -82,3 +96,16 @@ def main(argv=None):
     print(f"restored {summary.done} of {len(files)} image(s) into {args.output}")
     return 1 if summary.failures else 0
 
+
+def _run_on_ray(args, files, names) -> int:
+    """The same run on a Ray Data actor pool (`ppir.scaleout.batch`); the same summary line and exit code."""
+    from ppir.infer.loop import print_error, print_note
+    from ppir.scaleout.batch import restore_on_ray
+
+    remote = argparse.Namespace(**vars(args))
+    remote.config, remote.weights = os.path.abspath(args.config), os.path.abspath(args.weights)
+    summary = restore_on_ray(build_restorer, (remote,), files, names, args.output, None, workers=args.workers,
+                             address=args.ray_address, inputs=files if args.overwrite else (), errors=print_error,
+                             notes=print_note)
+    print(f"restored {summary.done} of {len(files)} image(s) into {args.output}")
+    return 1 if summary.failures else 0

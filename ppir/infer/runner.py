@@ -33,12 +33,14 @@ from ..cli import str2bool
 from ..data.image_io import read_image
 from ..errors import ConfigError, ImageError
 from ..metrics import SSIM_WINDOW
+from ..scaleout.batch import add_engine_args
+from ..scaleout.cluster import require_ray
 from .backends import make_backend, warm_up as warm_up_backend
 from .deploy_info import read_deploy_info
 from .memory import TOLERANCE_NOTE, default_budget, memory_arg, peak_rss_bytes
 from .outputs import NAME_RULE, check_output_folder, output_names
-from .loop import (RunSummary, average_line, file_items, final_line, list_images, pixel_scores, print_note,
-                   restore_items, score_text)
+from .loop import (RunSummary, average_line, file_items, final_line, list_images, pixel_scores, print_error,
+                   print_note, restore_items, score_text)
 from .restorer import ImageRestorer
 from .tiling import BLENDS
 
@@ -132,6 +134,7 @@ def build_parser(backend: str, prog: str | None = None) -> argparse.ArgumentPars
     _add(p, "tile_blend", default="smooth", choices=BLENDS,
          help="smooth: raised-cosine blend over the overlaps (default); mean: HINet's official grid, overlaps "
               "averaged (--tile_overlap is then ignored)")
+    add_engine_args(p)
     return p
 
 
@@ -272,6 +275,8 @@ def main(argv=None, backend: str = "paddle", prog: str | None = None) -> int:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}")
     args = build_parser(backend, prog).parse_args(argv)
+    if args.engine == "ray":
+        require_ray()  # before any work: one line saying how to install it
     if args.batch_size < 1:
         raise ConfigError(f"--batch_size must be at least 1, got {args.batch_size}")
     if args.cpu_threads is not None and args.cpu_threads < 1:
@@ -287,11 +292,6 @@ def main(argv=None, backend: str = "paddle", prog: str | None = None) -> int:
     names = output_names(files)
     if args.save_dir:
         check_save_dir(args, files, names)
-    budget = default_budget() if args.max_memory is None else args.max_memory
-    with _stdout_to_stderr():  # Paddle's C++ passes print to stdout while building the predictor
-        engine = backend_from_args(backend, args, info)
-    restorer = ImageRestorer(engine, info, args.tile, args.tile_overlap, args.tile_blend, args.batch_size, budget,
-                             notes=print_note)
     if info.fixed_shape:
         n, _, th, tw = info.fixed_shape
         if args.tile and (args.tile, args.tile) != (th, tw):
@@ -299,6 +299,10 @@ def main(argv=None, backend: str = "paddle", prog: str | None = None) -> int:
                   file=sys.stderr)
         if args.batch_size not in (1, n):
             print(f"note: the program was exported for batches of {n}; --batch_size ignored", file=sys.stderr)
+    if args.engine == "ray":
+        return _run_on_ray(backend, args, files, names)
+    restorer = build_restorer(backend, args, info)
+    engine = restorer.backend
     warmup = args.warmup if args.warmup is not None else (1 if args.benchmark else 0)
     with _stdout_to_stderr():  # first runs print oneDNN pass notes on stdout; keep stdout parseable
         warm_up(restorer, files, warmup)
@@ -314,6 +318,40 @@ def main(argv=None, backend: str = "paddle", prog: str | None = None) -> int:
             os.makedirs(folder, exist_ok=True)
             with open(args.save_log_path, "w", encoding="utf-8") as f:
                 f.write("\n".join(lines) + "\n")
+    print(final_line(summary, len(files), args.save_dir), file=sys.stderr)
+    return 1 if summary.problems or summary.done == 0 else 0
+
+
+def build_restorer(kind: str, args, info) -> ImageRestorer:
+    """The backend and ImageRestorer the command line asks for: built once by the local run, and once by each
+    worker of an --engine ray run (where --max-memory's default is that worker's machine's)."""
+    budget = default_budget() if args.max_memory is None else args.max_memory
+    with _stdout_to_stderr():  # Paddle's C++ passes print to stdout while building the predictor
+        engine = backend_from_args(kind, args, info)
+    return ImageRestorer(engine, info, args.tile, args.tile_overlap, args.tile_blend, args.batch_size, budget,
+                         notes=print_note)
+
+
+def _run_on_ray(kind: str, args, files: list[str], names: dict) -> int:
+    """The same run on a Ray Data actor pool (`ppir.scaleout.batch`): the same lines, summary and exit code."""
+    from ..scaleout.batch import restore_on_ray
+
+    if args.benchmark:
+        raise ConfigError("--benchmark times one process; it is not available with --engine ray (see "
+                          "benchmarks/bench_batch.py for the Ray engine's throughput)")
+    remote = argparse.Namespace(**vars(args))
+    for name in ("model_dir", "model_file", "params_file"):  # the workers run in other folders
+        if getattr(remote, name, None):
+            setattr(remote, name, os.path.abspath(getattr(remote, name)))
+    info = read_deploy_info(remote.model_dir)
+    gt_files = [args.gt_dir] if args.gt_dir and os.path.isfile(args.gt_dir) else []
+    summary = restore_on_ray(build_restorer, (kind, remote, info), files, names, args.save_dir, args.gt_dir,
+                             workers=args.workers, address=args.ray_address, images_per_batch=args.batch_size,
+                             inputs=files + gt_files if args.overwrite else (), num_cpus=args.cpu_threads or 1,
+                             num_gpus=1 if args.use_gpu else 0, report=print_line(), errors=print_error,
+                             notes=print_note)
+    if summary.psnr:
+        print(average_line(summary), flush=True)
     print(final_line(summary, len(files), args.save_dir), file=sys.stderr)
     return 1 if summary.problems or summary.done == 0 else 0
 

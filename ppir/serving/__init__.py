@@ -17,5 +17,8 @@ and that binary's Paddle cannot read PIR programs), so ppir serves the way Paddl
 * ``client``    a standard-library client (``deploy/serving/client.py``, ``benchmarks/bench_serving.py``).
 * ``launch``    start the server as a child process and wait until it listens (tests, benchmarks).
 
+``ppir serve --engine ray`` keeps all of this as its HTTP front and restores on Ray Serve replicas
+(``ppir.scaleout.serving``).
+
 Only ``app`` and ``server`` need fastapi/uvicorn; the rest is standard library + numpy/OpenCV.
 """

@@ -40,16 +40,21 @@ def restore_png(restorer, raw, max_pixels: int) -> tuple[bytes, int, int]:
     return encode_image(out, ".png"), h, w
 
 
-def _child(conn, build, build_args, max_pixels: int) -> None:
-    """The child's loop: build the restorer, then answer (file bytes) with ("ok", h, w) + PNG bytes or ("fail",
-    status, message), until the server closes the pipe."""
+def lower_priority() -> None:
+    """For a process that only restores (a predictor's child, a Ray Serve replica): inference is the bulk work, the
+    server's event loop answers /health, admission and refusals. On a machine with few cores a lower priority here
+    keeps those answers prompt while a predictor computes."""
     if hasattr(os, "nice"):
-        # Inference is the bulk work; the parent's event loop answers /health, admission and refusals. On a
-        # machine with few cores a lower priority here keeps those answers prompt while a predictor computes.
         try:
             os.nice(5)
         except OSError:
             pass
+
+
+def _child(conn, build, build_args, max_pixels: int) -> None:
+    """The child's loop: build the restorer, then answer (file bytes) with ("ok", h, w) + PNG bytes or ("fail",
+    status, message), until the server closes the pipe."""
+    lower_priority()
     try:
         restorer = build(*build_args)
     except BaseException as e:  # noqa: BLE001 - reported to the server, which exits with its message

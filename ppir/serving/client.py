@@ -73,19 +73,32 @@ def make_payload(image_bytes: bytes, fmt: str = "paddlex") -> dict:
     return {"image": b64} if fmt == "paddlex" else {"key": ["image"], "value": [b64]}
 
 
+RETRIED = (500, 502, 503, 504)  # busy, or the predictor / replica holding the request was lost
+
+
 def restore_bytes(url: str, image_bytes: bytes, fmt: str = "paddlex", service: str = "image_restoration",
                   timeout: float = 120.0, retries: int = 3) -> bytes:
     """Send an encoded image, return the restored PNG's bytes; ServingError (one line) on any failure.
-    A 503 (busy) is retried `retries` times after the server's Retry-After hint."""
+
+    A server-side failure (HTTP 500, 502, 503, 504) or a connection dropped mid-request is retried `retries` times,
+    after the server's Retry-After hint or 0.5, 1, 2 ... s: restoring has no side effect, so a request is safe to
+    send again, and the usual cause is passing (busy, a predictor process or a Ray Serve replica that died while it
+    held the request and is being replaced). A server that cannot be reached at all is not retried."""
     target = endpoint(url, fmt, service)
     for attempt in range(retries + 1):
+        last = attempt == retries
         try:
             status, headers, data = post_json(target, make_payload(image_bytes, fmt), timeout)
+        except (http.client.RemoteDisconnected, ConnectionResetError) as e:
+            if last:
+                raise ServingError(f"{target}: the server closed the connection ({e})") from None
+            time.sleep(_backoff(attempt, {}))
+            continue
         except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
             reason = getattr(e, "reason", None) or e
             raise ServingError(f"{target}: cannot reach the server ({reason})") from None
-        if status == 503 and attempt < retries:
-            time.sleep(min(30.0, float(headers.get("retry-after", "1") or 1)))
+        if status in RETRIED and not last:
+            time.sleep(_backoff(attempt, headers))
             continue
         break
     if fmt == "paddlex":
@@ -100,6 +113,14 @@ def restore_bytes(url: str, image_bytes: bytes, fmt: str = "paddlex", service: s
     if not ok or not isinstance(b64, str):
         raise ServingError(f"{target}: HTTP {status}: {message or 'no image in the answer'}")
     return base64.b64decode(b64)
+
+
+def _backoff(attempt: int, headers: dict) -> float:
+    """Seconds before retry `attempt` + 1: the server's Retry-After when it sent one, else 0.5 s doubling."""
+    try:
+        return min(30.0, float(headers["retry-after"]))
+    except (KeyError, ValueError):
+        return min(30.0, 0.5 * 2 ** attempt)
 
 
 # ------------------------------------------------------------------------------------------- command line

@@ -5,6 +5,9 @@ Start-up builds `--workers` predictors (one per thread, each with `--cpu-threads
 requests can be sent; with ``--port 0`` the system picks a free port and that line tells which. Then one log line
 per request. SIGINT/SIGTERM stop it cleanly. A bad model folder, option or busy port is one ``error:`` line and
 exit code 2.
+
+With ``--engine ray`` the predictors are Ray Serve replicas instead (``ppir.scaleout.serving``): this process stays
+the HTTP front, with the same app, limits and answers, and its pool threads forward decoded images to the replicas.
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ from ..errors import ConfigError
 from ..infer.backends import BackendError, make_backend, warm_up, warmup_input
 from ..infer.deploy_info import read_deploy_info
 from ..infer.restorer import ImageRestorer
+from ..scaleout.cluster import add_ray_address_arg, require_ray
+from ..scaleout.serving import add_serve_args
 
 DEFAULT_MAX_PIXELS = 4096 * 4096  # also OpenCV's limit, set before OpenCV loads (opencv_limit.py)
 DEFAULT_QUEUE_SIZE = 64  # a burst of a few dozen clients waits its turn instead of being refused
@@ -55,7 +60,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="address to listen on (default: %(default)s, this machine only; 0.0.0.0 for every interface)")
     add("--port", type=int, default=8080, help="TCP port (default: %(default)s; 0: any free port, printed)")
     add("--workers", type=int, default=1,
-        help="predictors, i.e. requests restored in parallel (threads, default: %(default)s)")
+        help="predictors, i.e. requests restored in parallel (threads, default: %(default)s; --engine ray: replicas "
+             "x --max-ongoing-requests threads forward to the replicas instead)")
     add("--queue-size", "--queue_size", dest="queue_size", type=int, default=DEFAULT_QUEUE_SIZE,
         help="requests allowed to wait for a predictor; more get 503 (default: %(default)s)")
     add("--queue-timeout", "--queue_timeout", dest="queue_timeout", type=float, default=30.0,
@@ -91,16 +97,19 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="run each predictor this many times on a small input before serving (default: %(default)s)")
     add("--max-connections", "--max_connections", dest="max_connections", type=int, default=256,
         help="open connections beyond which uvicorn itself answers 503 (default: %(default)s)")
+    add_serve_args(add)
+    add_ray_address_arg(p)
     add("--log-level", "--log_level", dest="log_level", default="info",
         choices=("debug", "info", "warning", "error"), help="(default: %(default)s)")
     return p
 
 
-def make_restorer(args, info, threads: int):
-    """One backend + ImageRestorer for a predictor thread, warmed up (`--warmup` runs on a small input)."""
+def make_restorer(args, info, threads: int, batch_size: int = 1):
+    """One backend + ImageRestorer for a predictor thread or a Ray Serve replica (which restores up to
+    `batch_size` images of one size per network call), warmed up (`--warmup` runs on a small input)."""
     backend = make_backend(args.backend, args.model_dir, info, use_gpu=args.use_gpu, threads=threads,
                            enable_mkldnn=args.enable_mkldnn, model_file=args.model_file)
-    restorer = ImageRestorer(backend, info, args.tile, args.tile_overlap)
+    restorer = ImageRestorer(backend, info, args.tile, args.tile_overlap, batch_size=batch_size)
     if args.warmup > 0:
         try:
             warm_up(backend, info, args.warmup, side=32)
@@ -144,6 +153,8 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def main(argv=None, prog: str | None = None) -> int:
     args = build_parser(prog).parse_args(argv)
+    if args.engine == "ray":
+        require_ray()  # before any work: one line saying how to install it
     handler = logging.StreamHandler(sys.stderr)  # own handlers: paddle configures the root logger on import
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for name in ("ppir.serving", "uvicorn"):
@@ -200,7 +211,21 @@ def main(argv=None, prog: str | None = None) -> int:
     threads = args.cpu_threads or max(1, (os.cpu_count() or 1) // args.workers)
     queue_size = args.queue_size
     stats = ServingStats()
-    if args.predictor_process == "yes" or (args.predictor_process == "auto" and args.backend == "paddle"):
+    stop_ray = None
+    if args.engine == "ray":
+        from ..scaleout.serving import RemoteRestorer, deploy, replica_counts
+
+        _, _, most = replica_counts(args)
+        remote = argparse.Namespace(**vars(args))
+        remote.model_dir = os.path.abspath(args.model_dir)  # replicas run in other folders
+        remote.model_file = os.path.abspath(args.model_file) if args.model_file else None
+        handle, backend_name, stop_ray = deploy(
+            args, info, make_restorer, (remote, info, args.cpu_threads or 1, args.max_batch_size))
+        args.workers = most * args.max_ongoing_requests  # pool threads only wait on replicas
+
+        def factory(i):
+            return RemoteRestorer(handle, backend_name)
+    elif args.predictor_process == "yes" or (args.predictor_process == "auto" and args.backend == "paddle"):
         from .child import PredictorProcess
 
         def factory(i):
@@ -209,9 +234,9 @@ def main(argv=None, prog: str | None = None) -> int:
         def factory(i):
             return make_restorer(args, info, threads)
     pool = PredictorPool(factory, args.workers, queue_size, args.queue_timeout, on_done=stats.record_job)
-    pool.start()  # BackendError (missing model.onnx, bad program) -> one line, exit 2
     sock = None
     try:
+        pool.start()  # BackendError (missing model.onnx, bad program) -> one line, exit 2
         config.backend_name = pool.backends[0].backend.name
         app = create_app(pool, config, stats)
         sock = _bind(args.host, args.port)
@@ -220,10 +245,12 @@ def main(argv=None, prog: str | None = None) -> int:
         uv_config = uvicorn.Config(app, log_level=args.log_level, access_log=False, log_config=None,
                                    limit_concurrency=args.max_connections, timeout_keep_alive=5, http=http_parser())
         server = uvicorn.Server(uv_config)
-        log.info("%s on %s, %d predictor(s)%s x %d thread(s), queue %d, max %d pixels, bodies at most %.0f MB "
-                 "each, %.0f MB in flight", info.model_name, config.backend_name, args.workers,
-                 " in child processes" if hasattr(pool.backends[0], "close") else "", threads, queue_size,
-                 args.max_pixels, config.body_limit() / (1 << 20), config.inflight_limit() / (1 << 20))
+        where = (f"{args.workers} predictor(s){' in child processes' if hasattr(pool.backends[0], 'close') else ''}"
+                 f" x {threads} thread(s)" if stop_ray is None else
+                 f"{args.workers} request(s) at once x {args.cpu_threads or 1} CPU(s) per replica")
+        log.info("%s on %s, %s, queue %d, max %d pixels, bodies at most %.0f MB each, %.0f MB in flight",
+                 info.model_name, config.backend_name, where, queue_size, args.max_pixels,
+                 config.body_limit() / (1 << 20), config.inflight_limit() / (1 << 20))
         print(f"ppir serving: listening on http://{shown}:{port} (pid {os.getpid()})", file=sys.stderr, flush=True)
         # Everything imported so far (Paddle, OpenCV, FastAPI: ~130k objects) lives as long as the server; a full
         # collection walks them all (~80 ms on a 2-core Xeon), a pause that /health and every request would
@@ -239,4 +266,6 @@ def main(argv=None, prog: str | None = None) -> int:
         pool.close(timeout=5)
         if sock is not None:
             sock.close()
+        if stop_ray is not None:
+            stop_ray()
     return 0

@@ -113,7 +113,7 @@ def parser_of(name):
     return caught_parser(load(name).main)
 
 
-BENCHMARKS = ("bench_infer", "bench_pytorch", "bench_serving", "bench_train")
+BENCHMARKS = ("bench_batch", "bench_infer", "bench_pytorch", "bench_serving", "bench_train")
 
 
 def benchmark_parser(name):
