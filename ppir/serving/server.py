@@ -19,6 +19,7 @@ from ..cli import BOOL
 from ..errors import ConfigError
 from ..infer.backends import BackendError, make_backend, warm_up, warmup_input
 from ..infer.deploy_info import read_deploy_info
+from ..infer.memory import default_budget, memory_arg
 from ..infer.restorer import ImageRestorer
 
 DEFAULT_MAX_PIXELS = 4096 * 4096  # also OpenCV's limit, set before OpenCV loads (opencv_limit.py)
@@ -63,6 +64,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
              "longer gets 503 at once, one that still waited longer gets 503 then (default: %(default)s)")
     add("--max-pixels", "--max_pixels", dest="max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
         help="largest image accepted, in pixels (H x W); larger ones get 413 (default: %(default)s = 4096^2)")
+    add("--max-memory", "--max_memory", dest="max_memory", type=memory_arg, default=None, metavar="SIZE",
+        help="memory for restoring, all predictors together (e.g. 8G; 0: no limit; default: half the machine's): "
+             "each predictor restores an image in tiles when it would not fit its share whole, and answers 413 "
+             "naming the limit when even tiles would not")
     add("--max-body-mb", "--max_body_mb", dest="max_body_mb", type=float, default=None,
         help="largest request body in MB; larger ones get 413 (default: enough for an uncompressed image of "
              "--max-pixels)")
@@ -96,11 +101,17 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
+def predictor_budget(args) -> int:
+    """Each predictor's share of --max-memory (bytes; 0: no limit)."""
+    total = default_budget() if getattr(args, "max_memory", None) is None else args.max_memory
+    return total // max(1, args.workers)
+
+
 def make_restorer(args, info, threads: int):
     """One backend + ImageRestorer for a predictor thread, warmed up (`--warmup` runs on a small input)."""
     backend = make_backend(args.backend, args.model_dir, info, use_gpu=args.use_gpu, threads=threads,
                            enable_mkldnn=args.enable_mkldnn, model_file=args.model_file)
-    restorer = ImageRestorer(backend, info, args.tile, args.tile_overlap)
+    restorer = ImageRestorer(backend, info, args.tile, args.tile_overlap, max_memory=predictor_budget(args))
     if args.warmup > 0:
         try:
             warm_up(backend, info, args.warmup, side=32)
