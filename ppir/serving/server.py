@@ -21,6 +21,7 @@ from ..infer.backends import BackendError, make_backend, warm_up, warmup_input
 from ..infer.deploy_info import read_deploy_info
 from ..infer.memory import default_budget, memory_arg
 from ..infer.restorer import ImageRestorer
+from .idle import DEFAULT_HEAD_TIMEOUT, protocol_class, with_head_timeout
 
 DEFAULT_MAX_PIXELS = 4096 * 4096  # also OpenCV's limit, set before OpenCV loads (opencv_limit.py)
 DEFAULT_QUEUE_SIZE = 64  # a burst of a few dozen clients waits its turn instead of being refused
@@ -95,7 +96,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add("--warmup", type=int, default=1,
         help="run each predictor this many times on a small input before serving (default: %(default)s)")
     add("--max-connections", "--max_connections", dest="max_connections", type=int, default=256,
-        help="open connections beyond which uvicorn itself answers 503 (default: %(default)s)")
+        help="open connections beyond which uvicorn itself answers 503; a connection counts from its first byte "
+             "(default: %(default)s)")
+    add("--header-timeout", "--header_timeout", dest="header_timeout", type=float, default=DEFAULT_HEAD_TIMEOUT,
+        help="seconds a new connection may take to send a complete request head before it is closed (0: no "
+             "limit; default: %(default)s)")
     add("--log-level", "--log_level", dest="log_level", default="info",
         choices=("debug", "info", "warning", "error"), help="(default: %(default)s)")
     return p
@@ -172,6 +177,8 @@ def main(argv=None, prog: str | None = None) -> int:
         raise ConfigError(f"--port must be in 0..65535, got {args.port}")
     if args.cpu_threads is not None and args.cpu_threads < 1:
         raise ConfigError(f"--cpu-threads must be at least 1, got {args.cpu_threads}")
+    if args.header_timeout < 0:
+        raise ConfigError(f"--header-timeout must be at least 0, got {args.header_timeout}")
     for name in ("max_body_mb", "max_inflight_mb", "queue_timeout", "body_timeout"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
@@ -229,7 +236,8 @@ def main(argv=None, prog: str | None = None) -> int:
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         uv_config = uvicorn.Config(app, log_level=args.log_level, access_log=False, log_config=None,
-                                   limit_concurrency=args.max_connections, timeout_keep_alive=5, http=http_parser())
+                                   limit_concurrency=args.max_connections, timeout_keep_alive=5,
+                                   http=with_head_timeout(protocol_class(http_parser()), args.header_timeout))
         server = uvicorn.Server(uv_config)
         log.info("%s on %s, %d predictor(s)%s x %d thread(s), queue %d, max %d pixels, bodies at most %.0f MB "
                  "each, %.0f MB in flight", info.model_name, config.backend_name, args.workers,
