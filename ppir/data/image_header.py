@@ -164,3 +164,38 @@ def read_header(path: str, nbytes: int = HEADER_BYTES) -> tuple[bytes, int]:
     """(the first `nbytes` of the file, its size in bytes); OSError as open() raises it."""
     with open(path, "rb") as f:
         return f.read(nbytes), os.fstat(f.fileno()).st_size
+
+
+def jpeg_exif_orientation(data: bytes) -> int:
+    """The EXIF Orientation (1-8) of a JPEG file, 1 when it has none or it cannot be read. Viewers show a JPEG
+    turned by this tag (a phone held upright writes 6: the pixels are stored sideways)."""
+    if data[:2] != b"\xff\xd8":
+        return 1
+    i, n = 2, min(len(data), HEADER_BYTES)
+    try:
+        while i + 4 <= n and data[i] == 0xFF:
+            marker = data[i + 1]
+            if marker == 0xDA:  # start of scan: no more metadata segments
+                return 1
+            (length,) = struct.unpack(">H", data[i + 2:i + 4])
+            if marker == 0xE1 and data[i + 4:i + 10] == b"Exif\x00\x00":
+                return _tiff_orientation(bytes(data[i + 10:i + 2 + length]))
+            i += 2 + length
+    except (struct.error, IndexError, ValueError):
+        return 1
+    return 1
+
+
+def _tiff_orientation(tiff: bytes) -> int:
+    e = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if e is None:
+        return 1
+    (ifd,) = struct.unpack(e + "I", tiff[4:8])
+    (count,) = struct.unpack(e + "H", tiff[ifd:ifd + 2])
+    for k in range(count):
+        p = ifd + 2 + 12 * k
+        tag, kind = struct.unpack(e + "HH", tiff[p:p + 4])
+        if tag == 0x0112 and kind == 3:  # Orientation, SHORT
+            (value,) = struct.unpack(e + "H", tiff[p + 8:p + 10])
+            return value if 1 <= value <= 8 else 1
+    return 1
