@@ -19,11 +19,12 @@ from ..cli import BOOL
 from ..errors import ConfigError
 from ..infer.backends import BackendError, make_backend, warm_up, warmup_input
 from ..infer.deploy_info import read_deploy_info
-from ..infer.memory import default_budget, memory_arg
+from ..infer.memory import memory_arg
 from ..infer.restorer import ImageRestorer
 from .idle import DEFAULT_HEAD_TIMEOUT, protocol_class, with_head_timeout
 
 DEFAULT_MAX_PIXELS = 4096 * 4096  # also OpenCV's limit, set before OpenCV loads (opencv_limit.py)
+DEFAULT_MAX_MEMORY = 2 << 30  # what requests may make the predictors use together: a 4096^2 image fits, tiled
 DEFAULT_QUEUE_SIZE = 64  # a burst of a few dozen clients waits its turn instead of being refused
 BACKENDS = ("paddle", "onnxruntime")
 
@@ -66,9 +67,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add("--max-pixels", "--max_pixels", dest="max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
         help="largest image accepted, in pixels (H x W); larger ones get 413 (default: %(default)s = 4096^2)")
     add("--max-memory", "--max_memory", dest="max_memory", type=memory_arg, default=None, metavar="SIZE",
-        help="memory for restoring, all predictors together (e.g. 8G; 0: no limit; default: half the machine's): "
-             "each predictor restores an image in tiles when it would not fit its share whole, and answers 413 "
-             "naming the limit when even tiles would not")
+        help="memory for restoring, all predictors together (e.g. 8G; 0: no limit; default: 2G): each predictor "
+             "restores an image in tiles when it would not fit its share whole, and answers 413 naming the limit "
+             "when even tiles would not (judged from the header before decoding)")
     add("--max-body-mb", "--max_body_mb", dest="max_body_mb", type=float, default=None,
         help="largest request body in MB; larger ones get 413 (default: enough for an uncompressed image of "
              "--max-pixels)")
@@ -108,7 +109,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def predictor_budget(args) -> int:
     """Each predictor's share of --max-memory (bytes; 0: no limit)."""
-    total = default_budget() if getattr(args, "max_memory", None) is None else args.max_memory
+    total = DEFAULT_MAX_MEMORY if getattr(args, "max_memory", None) is None else args.max_memory
     return total // max(1, args.workers)
 
 
