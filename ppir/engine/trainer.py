@@ -45,8 +45,8 @@ from ..sections import TrainOptions, ValOptions, options_from
 from ..weights import load_weights, save_weights
 from .checkpoint import CheckpointManager, find_resume_checkpoint, load_checkpoint, rng_state, set_rng_state
 from .logging import TrainLogger, drop_metrics_after
-from .run_folder import RunLock, check_new_run
 from .optim import build_optimizer_spec, build_scheduler, grad_clip
+from .run_folder import RunLock, check_new_run
 
 STREAM_SAMPLE, STREAM_ORDER, STREAM_MIXUP, STREAM_PADDLE = 0, 1, 2, 3
 
@@ -232,7 +232,8 @@ class Trainer:
         if problem:  # found now, not as an OSError after the first steps
             raise ConfigError(f"{self.cfg.origin('train.output_dir')}: train.output_dir: {problem}")
         self._lock = RunLock(self.output_dir) if self.is_main else None
-        if self.is_main:  # only look: the lock is taken when the loop starts (a Trainer built for its model writes nothing)
+        if self.is_main:  # only look: the lock is taken when the loop starts (a Trainer built for its model
+            # writes nothing)
             self._lock.check()
             if not self._resuming:
                 check_new_run(self.output_dir, f"{self.cfg.origin('train.output_dir')}: train.output_dir")
@@ -438,7 +439,6 @@ class Trainer:
     def train(self) -> dict:
         """Run the loop. Any error ends the run with one line (also written to train.log while it can be):
         an OSError while writing outputs becomes a TrainingError naming the file and the last checkpoint."""
-        o = self.opt
         self._done = self.start_iter
         if self._lock is not None:
             try:
