@@ -43,6 +43,9 @@ def build_model(config, overrides=None):
     cfg = load_config(config, overrides)
     if "model" not in cfg:
         raise ConfigError(f"{cfg.source}: no 'model' section")
+    from .models.size_limit import check_model_size
+
+    check_model_size(cfg["model"], cfg.source)  # absurd sizes refused before a weight is allocated
     return MODELS.build(cfg["model"], "model", cfg.source)
 
 

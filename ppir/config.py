@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, quote
 from .registry import DATASETS, LOSSES, METRICS, MODELS, OPTIMIZERS, SCHEDULERS, check_keys, did_you_mean
 from .sections import SECTIONS
 
@@ -56,7 +56,31 @@ def _read_yaml(path: str) -> dict:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(data).__name__}")
+    check_expansion(data, path)
     return data
+
+
+# YAML aliases share one node, so a few lines can stand for billions of values ("billion laughs"): anything that
+# walks the config as a tree (validation, deepcopy of merged bases, messages) would take exponential time.
+# A config is at most this many values when every alias is expanded; the count stops as soon as it is exceeded.
+MAX_CONFIG_VALUES = 100_000
+
+
+def check_expansion(data, source: str, limit: int = MAX_CONFIG_VALUES) -> None:
+    """ConfigError when `data`, with every shared (aliased) node counted each time it appears, exceeds `limit`
+    values. The walk stops at the limit, so its cost is bounded whatever the file."""
+    count, stack = 0, [data]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > limit:
+            raise ConfigError(f"{source}: the config expands to more than {limit} values (YAML aliases of "
+                              f"aliases?); refused")
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
 
 
 def _merge(base: dict, top: dict) -> dict:
@@ -79,7 +103,7 @@ def _load_with_bases(path: str, seen: tuple = ()) -> dict:
     if base is None:
         return data
     if not isinstance(base, str):
-        raise ConfigError(f"{path}: _base_ must be a file path, got {base!r}")
+        raise ConfigError(f"{path}: _base_ must be a file path, got {quote(base)}")
     base_path = base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base)
     return _merge(_load_with_bases(base_path, seen + (real,)), data)
 
@@ -142,6 +166,8 @@ def load_config(path_or_dict, overrides: Iterable[str] | None = None) -> Config:
     else:
         raise ConfigError(f"a config is a YAML path or a dict, got {type(path_or_dict).__name__}")
     keys = apply_overrides(data, overrides or [])
+    if keys:  # an -o value is YAML too
+        check_expansion(data, f"{source} with -o {', '.join(keys)}")
     cfg = Config(data, source, keys)
     validate_config(cfg)
     return cfg

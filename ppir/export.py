@@ -7,18 +7,23 @@ The exported program returns only the final restored image (HINet's stage 2, MIM
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+import re
+import shutil
+import tempfile
 from typing import Any, Sequence
 
 import numpy as np
 
 from .infer.backends import BackendError, make_backend, read_onnx_model
-from .infer.compile import check_save_file, run_paddle2onnx, save_program  # noqa: F401 - re-exported (CLIs, tests)
-from .infer.deploy_info import DeployInfo, ExportError, read_deploy_info, write_deploy_info
+from .infer.compile import check_save_file, run_paddle2onnx, save_program, stamp_onnx  # noqa: F401 - re-exported
+from .infer.deploy_info import (INFO_FILENAME, MODEL_FILENAME, ONNX_DIGEST_KEY, ONNX_FILENAME, PARAMS_FILENAME,
+                                 DeployInfo, ExportError, program_digest, read_deploy_info, write_deploy_info)
 from .infer.pipeline import ROUNDINGS
 from .models.common import padded_size
-from .paths import output_dir_problem
+from .paths import output_dir_problem, pid_alive
 
 
 # --------------------------------------------------------------------------------------------- export
@@ -71,12 +76,68 @@ def export_model(model, save_dir: str, input_shape: Sequence[int] | None = None,
 
     check_save_dir(save_dir)
     os.makedirs(save_dir, exist_ok=True)
-    save_program(model, save_dir, spec_shape)
-    info = DeployInfo(model_name=model_name, size_multiple=multiple, min_size=min_size, in_channels=channels,
-                      input_shape=spec_shape, rounding=rounding, tile=int(tile or 0), tile_overlap=int(tile_overlap),
-                      image_wide=facts.image_wide, vacc_problem=vacc_problem(model), source=dict(source or {}))
-    write_deploy_info(info, save_dir)
+    with _staging_folder(save_dir) as staging:
+        save_program(model, staging, spec_shape)
+        info = DeployInfo(model_name=model_name, size_multiple=multiple, min_size=min_size, in_channels=channels,
+                          input_shape=spec_shape, rounding=rounding, tile=int(tile or 0),
+                          tile_overlap=int(tile_overlap), image_wide=facts.image_wide,
+                          vacc_problem=vacc_problem(model), source=dict(source or {}),
+                          program_digest=program_digest(staging))
+        write_deploy_info(info, staging)
+        # each file replaces its old self in one rename; inference.yml (the digest) goes last
+        for name in (MODEL_FILENAME, PARAMS_FILENAME, INFO_FILENAME):
+            os.replace(os.path.join(staging, name), os.path.join(save_dir, name))
     return info
+
+
+_STAGING = re.compile(r"^\.ppir-export-(?P<pid>[1-9][0-9]{0,9})-")
+
+
+@contextlib.contextmanager
+def _staging_folder(save_dir: str):
+    """A private folder inside `save_dir` that the export is written into before its files are renamed into
+    place (so a killed export leaves the previous one whole); removed afterwards, as are those of killed exports."""
+    for name in os.listdir(save_dir):
+        m = _STAGING.match(name)
+        if m and int(m["pid"]) != os.getpid() and not pid_alive(int(m["pid"])):
+            shutil.rmtree(os.path.join(save_dir, name), ignore_errors=True)
+    folder = tempfile.mkdtemp(prefix=f".ppir-export-{os.getpid()}-", dir=save_dir)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def stale_onnx(save_dir: str, info: DeployInfo) -> str | None:
+    """The export folder's model.onnx when it was converted from another program than `info`'s (or without a
+    stamp), else None: what export-model tells the user to convert again (the ONNX runners refuse it)."""
+    path = os.path.join(save_dir, ONNX_FILENAME)
+    if not os.path.isfile(path):
+        return None
+    try:
+        stamp = onnx_digest(path)
+    except BackendError:
+        return path
+    return None if stamp == info.program_digest else path
+
+
+def onnx_digest(onnx_path: str) -> str:
+    """The program digest export-onnx stamped into an ONNX model ("" when it has none)."""
+    model = read_onnx_model(onnx_path)
+    return next((p.value for p in model.metadata_props if p.key == ONNX_DIGEST_KEY), "")
+
+
+def own_files_problem(model_dir: str, save_file: str, model_filename: str = MODEL_FILENAME,
+                      params_filename: str = PARAMS_FILENAME) -> str | None:
+    """Why `save_file` must not be written: it is one of the export's own files (program, weights, inference.yml)."""
+    target = os.path.realpath(save_file)
+    for name in {model_filename, params_filename, MODEL_FILENAME, PARAMS_FILENAME, INFO_FILENAME}:
+        own = os.path.join(model_dir, name)
+        if os.path.realpath(own) == target or (os.path.exists(own) and os.path.exists(save_file)
+                                               and os.path.samefile(own, save_file)):
+            return (f"{save_file} is the export's own {name}; converting would overwrite it. Name an ONNX file, "
+                    f"e.g. {os.path.join(model_dir, ONNX_FILENAME)}")
+    return None
 
 
 # ------------------------------------------------------------------------------------------ checks

@@ -63,7 +63,8 @@ def _temp_name(target_name: str) -> str:
     return f".{target_name}.ppir-{os.getpid()}-{secrets.token_hex(4)}.tmp"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (on this machine)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -87,7 +88,7 @@ def sweep_stale_temps(folder: str, target_name: str | None = None) -> list[str]:
             continue
         pid = int(m["pid"])
         path = os.path.join(folder, name)
-        if pid == os.getpid() or _pid_alive(pid) or not os.path.isfile(path) or os.path.islink(path):
+        if pid == os.getpid() or pid_alive(pid) or not os.path.isfile(path) or os.path.islink(path):
             continue
         with contextlib.suppress(OSError):
             os.remove(path)

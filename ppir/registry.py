@@ -22,7 +22,7 @@ import importlib
 import inspect
 from typing import Callable, Iterable
 
-from .errors import ConfigError, DatasetError
+from .errors import ConfigError, DatasetError, quote
 
 
 def did_you_mean(word, choices: Iterable[str]) -> str:
@@ -68,7 +68,7 @@ def check_keys(body: dict, defaults: dict, place: str, origin: Callable[[str], s
         default = defaults[key]
         if not value_fits(value, default):
             raise ConfigError(at(origin(dotted), f"{dotted} must be {type(default).__name__} (like the default "
-                                                 f"{default!r}), got {type(value).__name__} {value!r}"))
+                                                 f"{quote(default)}), got {type(value).__name__} {quote(value)}"))
 
 
 def constructor_params(cls) -> dict[str, inspect.Parameter]:

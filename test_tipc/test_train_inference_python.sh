@@ -285,6 +285,7 @@ else
                     cmd="${python} -m paddle.distributed.launch --ips=${ips} --gpus=${gpu} ${run_train} ${set_use_gpu} ${set_save_model} ${set_epoch} ${set_pretrain} ${set_autocast} ${set_batchsize} ${set_train_params1}"
                 fi
                 # run train (its output goes to the console, as in the reference drivers, and to <save_log>.log)
+                rm -rf "${save_log}"  # the chain's own earlier output: train refuses a folder holding a run
                 mkdir -p "${save_log}"
                 eval "${cmd}" 2>&1 | tee "${save_log}.log"
                 status_check ${PIPESTATUS[0]} "${cmd}" "${status_log}" "${model_name}" "${save_log}.log"

@@ -224,10 +224,13 @@ def test_export_onnx_rejects_a_mismatch(exported, tmp_path, monkeypatch, capsys)
 
     monkeypatch.setattr(export_module, "run_paddle2onnx",
                         lambda model_dir, save_file, *a, **k: _tamper(good, save_file))
+    before = (work / "model.onnx").read_bytes()
     assert run(tool.main, ["--model_dir", str(work)]) == 2
     err = capsys.readouterr().err
-    assert "disagrees" in err and "rejected" in err
-    assert not (work / "model.onnx").exists() and (work / "model.onnx.rejected").exists()
+    assert "disagrees" in err and "rejected" in err and f"{work / 'model.onnx'} is unchanged" in err
+    assert ".tmp" not in err  # the message names the file, not its temporary
+    # the rejected model is set aside; the file the user had is replaced only by a model that passed the check
+    assert (work / "model.onnx.rejected").exists() and (work / "model.onnx").read_bytes() == before
 
 
 def test_read_deploy_info_errors(tmp_path):

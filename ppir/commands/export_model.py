@@ -10,6 +10,7 @@ float32 RGB in [0, 1] in, the unclipped restored image out) and inference.yml (m
 processing, default tiles). Next: tools/export_onnx.py --model_dir <save-dir> for ONNX Runtime.
 """
 import argparse
+import sys
 
 from ppir.cli import add_override_arg, ArgumentParser, flat_overrides
 
@@ -46,7 +47,7 @@ def main(argv=None):
     import ppir
     from ppir.config import require_sections
     from ppir.export import (ExportError, check_input_shapes, check_save_dir, export_model, max_rel_diff,
-                             model_source, parse_input_shape, read_deploy_info)
+                             model_source, parse_input_shape, read_deploy_info, stale_onnx)
 
     overrides = flat_overrides(args)
     cfg = ppir.load_config(args.config, overrides)  # validates every section, export: included
@@ -63,6 +64,10 @@ def main(argv=None):
                         tile=tile, tile_overlap=overlap, source=source)
     print(f"Export succeeded! {info.model_name} saved in {args.save_dir} (inference.json, inference.pdiparams, "
           f"inference.yml); input {info.input_shape}, multiple {info.size_multiple}, rounding {info.rounding}")
+    stale = stale_onnx(args.save_dir, info)
+    if stale:  # kept (it is the user's), but the ONNX runners refuse it: its program digest is not this export's
+        print(f"note: {stale} was converted from an earlier program; ONNX Runtime refuses it until you convert "
+              f"this export again: ppir export-onnx --model_dir {args.save_dir}", file=sys.stderr)
     if args.check:
         from ppir.infer.backends import DygraphBackend, PaddleInferenceBackend
 

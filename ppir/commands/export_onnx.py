@@ -8,7 +8,10 @@ Examples:
 The flags are paddle2onnx's own. H and W stay dynamic unless the program was exported with a fixed shape.
 Right after conversion the ONNX model (ONNX Runtime) and the Paddle program (Paddle Inference, oneDNN off) run
 on random inputs of two sizes; if they disagree the command fails (exit 2) and the ONNX file is renamed
-<save_file>.rejected so no runner picks it up.
+<save_file>.rejected so no runner picks it up. The model is converted and checked under a temporary name: an
+existing <save_file> is replaced only by a model that passed the check. The ONNX model carries the digest of the
+program it was converted from (inference.yml's program.digest), which the ONNX Runtime runners check. --save_file
+never names one of the export's own files.
 """
 import argparse
 import os
@@ -40,31 +43,49 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from ppir.export import (ExportError, check_save_file, load_paddle_program, read_deploy_info, run_paddle2onnx,
-                             verify_onnx)
+    from ppir.export import (ExportError, check_save_file, load_paddle_program, own_files_problem, read_deploy_info,
+                             run_paddle2onnx, verify_onnx)
+    from ppir.paths import atomic_target
 
     save_file = args.save_file or os.path.join(args.model_dir, "model.onnx")
     read_deploy_info(args.model_dir)  # fail early, with one line, on a folder that is not an export
     if not args.check_only:
         check_save_file(save_file)  # else paddle2onnx fails late, with a warning that does not name the path
+        problem = own_files_problem(args.model_dir, save_file, args.model_filename, args.params_filename)
+        if problem:
+            raise ExportError(f"--save_file: {problem}")
     # paddle2onnx converts even a truncated .pdiparams without complaint: make sure Paddle can load the export
     load_paddle_program(args.model_dir, args.model_filename, args.params_filename)
     if args.check_only:
         if not os.path.isfile(save_file):
             raise ExportError(f"{save_file}: no such ONNX file to check")
-    else:
-        run_paddle2onnx(args.model_dir, save_file, args.opset_version, args.model_filename, args.params_filename,
+        if args.check or args.check_only:
+            _check(args, save_file, save_file, verify_onnx)
+        return 0
+    # converted, stamped and checked under a temporary name: an existing save_file is replaced only by a model
+    # that passed the check (a failed or killed conversion leaves it as it was)
+    with atomic_target(save_file) as tmp:
+        run_paddle2onnx(args.model_dir, tmp, args.opset_version, args.model_filename, args.params_filename,
                         args.optimize_tool)
-        print(f"paddle2onnx: wrote {save_file} (opset {args.opset_version})")
-    if args.check or args.check_only:
-        try:
-            diff = verify_onnx(args.model_dir, save_file, args.tolerance,
-                               model_filename=args.model_filename, params_filename=args.params_filename)
-        except ExportError as e:
-            if not args.check_only and os.path.isfile(save_file):
-                os.replace(save_file, save_file + ".rejected")
-                raise ExportError(f"{e} (kept as {save_file}.rejected)") from None
-            raise
-        print(f"check: ONNX Runtime vs Paddle Inference on random inputs: max relative diff {diff:.2e} "
-              f"(tolerance {args.tolerance:g})")
+        if args.check:
+            try:
+                _check(args, tmp, save_file, verify_onnx)
+            except ExportError as e:
+                os.replace(tmp, save_file + ".rejected")
+                kept = "" if not os.path.exists(save_file) else f"; {save_file} is unchanged"
+                raise ExportError(f"{e} (kept as {save_file}.rejected{kept})") from None
+    print(f"paddle2onnx: wrote {save_file} (opset {args.opset_version})")
     return 0
+
+
+def _check(args, onnx_path: str, shown: str, verify_onnx) -> None:
+    """verify_onnx on `onnx_path` (the file or its temporary), its messages naming `shown`."""
+    from ppir.export import ExportError
+
+    try:
+        diff = verify_onnx(args.model_dir, onnx_path, args.tolerance, model_filename=args.model_filename,
+                           params_filename=args.params_filename)
+    except ExportError as e:
+        raise ExportError(str(e).replace(onnx_path, shown)) from None
+    print(f"check: ONNX Runtime vs Paddle Inference on random inputs: max relative diff {diff:.2e} "
+          f"(tolerance {args.tolerance:g})")

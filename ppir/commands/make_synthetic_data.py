@@ -60,11 +60,20 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from ppir.data.synthetic import SyntheticDataset
+    from ppir.errors import ConfigError, DatasetError
+    from ppir.paths import output_dir_problem
 
+    problem = output_dir_problem(args.out)
+    if problem:  # before any image is made
+        raise ConfigError(f"--out: {problem}")
     images = [s.strip() for s in args.images.split(",") if s.strip()]
     ds = SyntheticDataset(degradation=args.degradation, images=images, image_dir=args.image_dir,
                           num_samples=args.num, seed=args.seed, size=args.size or ())
-    names = ds.export_pairs(args.out)
+    try:
+        names = ds.export_pairs(args.out)
+    except OSError as e:  # e.g. /proc, which even root cannot create folders in
+        raise DatasetError(f"--out {args.out}: cannot write: {e.strerror or e}"
+                           f"{f': {e.filename}' if e.filename else ''}") from None
     print(f"wrote {len(names)} {args.degradation} pairs to {os.path.join(args.out, 'lq')} and "
           f"{os.path.join(args.out, 'gt')}")
     return 0

@@ -89,7 +89,7 @@ def main(argv=None):
         return _run_on_ray(args, files, names)
     restorer = build_restorer(args, notes=lambda msg: tqdm.write(msg, file=sys.stderr))  # bad --tile: ConfigError
     bar = tqdm(total=len(files), desc="restoring", unit="img", disable=len(files) < 2)
-    summary = restore_items(restorer, file_items(files, save_dir=args.output, names=names),
+    summary = restore_items(restorer, file_items(files, save_dir=args.output, names=names, max_memory=budget),
                             report=lambda *_: bar.update(1),
                             errors=lambda msg: tqdm.write(f"error: {msg}", file=sys.stderr))
     bar.close()

@@ -63,6 +63,7 @@ def main(argv=None):
     from ppir.errors import ConfigError, DatasetError
     from ppir.infer.runner import list_images
     from ppir.infer.vacc_build import select_files
+    from ppir.paths import output_file_problem, write_text
     from ppir.quant import ReportSettings, markdown_table, run_report
 
     if args.dataset:
@@ -78,6 +79,9 @@ def main(argv=None):
             raise ConfigError(f"--{name} is too small: {getattr(args, name)}")
     if args.cpu_threads is not None and args.cpu_threads < 1:
         raise ConfigError(f"--cpu_threads must be at least 1, got {args.cpu_threads}")
+    problem = args.output and output_file_problem(args.output)
+    if problem:  # before the conversions and runs, not after them
+        raise ConfigError(f"--output: {problem}")
     calib_files = []
     if "int8" in args.precisions:
         source = args.calib_dir or lq_dir
@@ -95,8 +99,9 @@ def main(argv=None):
     table = markdown_table(rows, facts)
     print(table, end="")
     if args.output:
-        folder = os.path.dirname(os.path.abspath(args.output))
-        os.makedirs(folder, exist_ok=True)
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(table)
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+        try:
+            write_text(args.output, table)
+        except OSError as e:  # the folder changed during the run: the table was printed above all the same
+            raise ConfigError(f"--output: cannot write {args.output}: {e.strerror or e}") from None
     return 0

@@ -162,9 +162,17 @@ def _join_big_params(path: str, state: dict) -> dict:
     return state
 
 
-def _paddle_arrays(path: str, obj: dict, depth: int = 0) -> dict:
+def _paddle_arrays(path: str, obj: dict, depth: int = 0, seen: set | None = None) -> dict:
     if depth > 32:
         raise CheckpointError(f"{path}: the .pdparams is nested too deeply")
+    # A pickle can put one dict under many keys (its memo): walking such a graph as a tree takes time exponential
+    # in its depth (565 bytes, 30 levels: 2^30 visits). Each dict is walked once; one reached again is refused,
+    # as paddle.save never writes one dict twice. So the walk is bounded by the objects in the file.
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        raise CheckpointError(f"{path}: the .pdparams puts one dict under several keys (a shared or circular "
+                              f"container), which paddle.save never writes; refused")
+    seen.add(id(obj))
     out = {}
     for key, value in obj.items():
         if key == "StructuredToParameterName@@":
@@ -179,7 +187,7 @@ def _paddle_arrays(path: str, obj: dict, depth: int = 0) -> dict:
                 value = value.copy()
             out[str(key)] = value
         elif isinstance(value, dict):
-            inner = _paddle_arrays(path, value, depth + 1)
+            inner = _paddle_arrays(path, value, depth + 1, seen)
             if inner:
                 out[str(key)] = inner
         # anything else (epoch counters, learning-rate scheduler state, ...) is not a weight: dropped

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from ..errors import ImageError
+from .image_header import jpeg_exif_orientation
 from ..paths import atomic_target
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -18,12 +19,54 @@ def is_image_file(path: str) -> bool:
 
 
 def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Encoded image bytes -> HxWx3 RGB float32 in [0, 1] (gray, alpha and 16-bit are converted)."""
+    """Encoded image bytes -> HxWx3 RGB float32 in [0, 1] (gray, alpha and 16-bit are converted).
+
+    A JPEG's EXIF orientation is applied, so the image is upright as viewers show it (the restored file carries
+    no EXIF, so it is shown the same way). A PNG whose text chunks exceed OpenCV's chunk limit (legal, e.g. a
+    large embedded comment) is decoded without them."""
     buf = np.frombuffer(data, dtype=np.uint8)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    if img is None and bytes(data[:8]) == PNG_SIGNATURE:
+        stripped = _png_without_text(data)
+        if stripped is not None:
+            img = cv2.imdecode(np.frombuffer(stripped, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ImageError(f"{name}: not a readable image (corrupt, truncated or unsupported format)")
-    return to_rgb_float(img, name)
+    return to_rgb_float(orient(img, jpeg_exif_orientation(data)), name)
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_TEXT = (b"tEXt", b"zTXt", b"iTXt")
+
+
+def _png_without_text(data: bytes) -> bytes | None:
+    """The PNG with its text chunks left out (they never change pixels), or None when it has none or its chunk
+    structure is broken."""
+    out, i, dropped = [bytes(data[:8])], 8, False
+    while i + 8 <= len(data):
+        length = int.from_bytes(data[i:i + 4], "big")
+        kind, end = bytes(data[i + 4:i + 8]), i + 12 + length
+        if end > len(data):
+            return None
+        if kind in _PNG_TEXT:
+            dropped = True
+        else:
+            out.append(bytes(data[i:end]))
+        i = end
+        if kind == b"IEND":
+            break
+    return b"".join(out) if dropped else None
+
+
+def orient(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn decoded pixels (rows, columns first) as the EXIF Orientation tag 1-8 says viewers should show them."""
+    if orientation in (5, 6, 7, 8):
+        img = img.swapaxes(0, 1)  # 5 transpose; 6, 7, 8 then flip
+    if orientation in (2, 3, 6, 7):
+        img = img[:, ::-1]
+    if orientation in (3, 4, 7, 8):
+        img = img[::-1]
+    return np.ascontiguousarray(img) if orientation != 1 else img
 
 
 def to_rgb_float(img: np.ndarray, name: str = "<image>") -> np.ndarray:

@@ -45,6 +45,8 @@ SKIMAGE_OFFLINE = ("astronaut", "brick", "camera", "cat", "cell", "chelsea", "cl
                    "microaneurysms", "moon", "page", "retina", "rocket", "text")
 DEFAULT_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
                   "camera")
+MAX_SIDE = 4096
+MAX_PIXELS = MAX_SIDE * MAX_SIDE  # 16.8 M pixels (0.2 GB per float32 RGB copy): the largest sample made
 
 
 def load_skimage_image(name: str) -> np.ndarray:
@@ -189,6 +191,9 @@ class SyntheticDataset(RestorationDataset):
         size = tuple(int(s) for s in (size or ()))
         if size and (len(size) != 2 or min(size) < 1):
             raise ConfigError(f"{what}: size must be [height, width] with positive values, got {list(size)}")
+        if size and size[0] * size[1] > MAX_PIXELS:  # each image is held as float32 RGB, in several copies
+            raise ConfigError(f"{what}: size {size[0]}x{size[1]} is {size[0] * size[1]:,} pixels per image, more "
+                              f"than the {MAX_PIXELS:,} ({MAX_SIDE}x{MAX_SIDE}) a synthetic sample may have")
         self.size = size
         q = dict(sigma_min=float(sigma_min), sigma_max=float(sigma_max), peak_min=float(peak_min),
                  peak_max=float(peak_max), read_sigma_min=float(read_sigma_min),

@@ -46,6 +46,7 @@ from ..weights import load_weights, save_weights
 from .checkpoint import CheckpointManager, find_resume_checkpoint, load_checkpoint, rng_state, set_rng_state
 from .logging import TrainLogger, drop_metrics_after
 from .optim import build_optimizer_spec, build_scheduler, grad_clip
+from .run_folder import RunLock, check_new_run
 
 STREAM_SAMPLE, STREAM_ORDER, STREAM_MIXUP, STREAM_PADDLE = 0, 1, 2, 3
 
@@ -199,6 +200,7 @@ class Trainer:
         self.opt = options_from(self.cfg, "train", TrainOptions)
         self.vopt = options_from(self.cfg, "val", ValOptions)
         self.progress = progress
+        self._resuming = bool(resume)
         # The order matters: cheap checks first (a missing dataset or a bad output folder is reported before
         # anything slow), and the seeding inside _setup_model must come before anything that draws from paddle.
         self._setup_processes()
@@ -229,6 +231,12 @@ class Trainer:
         problem = output_dir_problem(self.output_dir) if self.is_main else None
         if problem:  # found now, not as an OSError after the first steps
             raise ConfigError(f"{self.cfg.origin('train.output_dir')}: train.output_dir: {problem}")
+        self._lock = RunLock(self.output_dir) if self.is_main else None
+        if self.is_main:  # only look: the lock is taken when the loop starts (a Trainer built for its model
+            # writes nothing)
+            self._lock.check()
+            if not self._resuming:
+                check_new_run(self.output_dir, f"{self.cfg.origin('train.output_dir')}: train.output_dir")
 
     def _setup_data(self) -> None:
         """The training and validation sets, the sample stream, and the run's length and intervals in steps."""
@@ -431,8 +439,26 @@ class Trainer:
     def train(self) -> dict:
         """Run the loop. Any error ends the run with one line (also written to train.log while it can be):
         an OSError while writing outputs becomes a TrainingError naming the file and the last checkpoint."""
-        o = self.opt
         self._done = self.start_iter
+        if self._lock is not None:
+            try:
+                self._lock.acquire()  # one training per folder; a second one started meanwhile is refused here
+            except OSError as e:
+                raise self._write_failure(e) from None
+            if not self.resumed_from:  # a run that finished into the folder since this Trainer was built
+                try:
+                    check_new_run(self.output_dir, "train.output_dir")
+                except PPIRError:
+                    self._lock.release()
+                    raise
+        try:
+            return self._train()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+    def _train(self) -> dict:
+        o = self.opt
         try:
             log = TrainLogger(self.output_dir, self.total_iters, self.start_iter, o.log_interval,
                               enabled=self.is_main, progress=self.progress)

@@ -11,6 +11,7 @@ backend has no path for) raise ``BackendError`` with a one-line explanation inst
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -22,7 +23,7 @@ import numpy as np
 
 from ..errors import PPIRError
 from ..sections import NETWORK_BACKENDS
-from .deploy_info import MODEL_FILENAME, ONNX_FILENAME, PARAMS_FILENAME
+from .deploy_info import MODEL_FILENAME, ONNX_DIGEST_KEY, ONNX_FILENAME, PARAMS_FILENAME
 from .math_threads import kept_math_threads
 from .pipeline import padded_size
 
@@ -397,9 +398,30 @@ def _paddle(source, info, o):
 def _onnxruntime(source, info, o):
     if not isinstance(source, (str, os.PathLike)):
         return _compiled("onnxruntime", source, info, o)
-    return OnnxRuntimeBackend(o["model_file"] or os.path.join(source, ONNX_FILENAME), info, use_gpu=o["use_gpu"],
-                              cpu_threads=o["threads"], use_tensorrt=o["use_tensorrt"], precision=o["precision"],
-                              check_precision=o["check_precision"])
+    model_file = o["model_file"] or os.path.join(source, ONNX_FILENAME)
+    backend = OnnxRuntimeBackend(model_file, info, use_gpu=o["use_gpu"], cpu_threads=o["threads"],
+                                 use_tensorrt=o["use_tensorrt"], precision=o["precision"],
+                                 check_precision=o["check_precision"])
+    _check_onnx_stamp(backend, model_file, source, info)
+    return backend
+
+
+def _check_onnx_stamp(backend, model_file, model_dir, info) -> None:
+    """BackendError when the ONNX model was not converted from the export's program (inference.yml's digest):
+    e.g. a model.onnx left from an earlier export in a folder exported again, which would otherwise run the old
+    network silently. An unstamped file passed by name (a quantized copy, one converted by hand) is taken as
+    given, as is any model beside an inference.yml older than digests."""
+    if info is None or not info.program_digest:
+        return
+    stamp = backend.session.get_modelmeta().custom_metadata_map.get(ONNX_DIGEST_KEY, "")
+    own = os.path.join(model_dir, ONNX_FILENAME)
+    is_own = os.path.exists(own) and os.path.samefile(own, model_file)
+    if stamp == info.program_digest or (not stamp and not is_own):
+        return
+    why = ("carries no program digest" if not stamp else
+           "was converted from another program (its digest is not inference.yml's program.digest)")
+    raise BackendError(f"{model_file} {why}: it is not the export's network in {model_dir} (a model.onnx left from "
+                       f"an earlier export?); convert it again: ppir export-onnx --model_dir {model_dir}")
 
 
 def _vacc(source, info, o):
@@ -419,7 +441,8 @@ def _compiled(kind, model, info, o):
     from .deploy_info import ExportError
     from .dygraph import model_info  # imports paddle: only where a network is compiled
 
-    info = info or model_info(model)
+    # the program compiled here is the network's own: no export's digest applies to it
+    info = dataclasses.replace(info, program_digest="") if info else model_info(model)
     o = {**o, "enable_mkldnn": o["enable_mkldnn"] is not False, "model_file": None, "params_file": None}
     what = compiled_name(kind, o["enable_mkldnn"] and not o["use_gpu"])
     name = type(model).__name__

@@ -15,8 +15,9 @@ import sys
 import tempfile
 from typing import Iterator, Sequence
 
-from ..paths import output_file_problem
-from .deploy_info import INPUT_NAME, MODEL_FILENAME, ONNX_FILENAME, PARAMS_FILENAME, ExportError
+from ..paths import atomic_target, output_file_problem
+from .deploy_info import (INPUT_NAME, MODEL_FILENAME, ONNX_DIGEST_KEY, ONNX_FILENAME, PARAMS_FILENAME, ExportError,
+                          program_digest)
 
 TEMP_PREFIX = "ppir-compiled-"  # the private folders of compiled_folder (tests look for leftovers by it)
 
@@ -62,8 +63,31 @@ def run_paddle2onnx(model_dir: str, save_file: str, opset_version: int = 13, mod
             raise ExportError(f"{os.path.join(model_dir, name)}: no such file; export the model first "
                               f"(tools/export_model.py)")
     check_save_file(save_file)
-    if os.path.exists(save_file):
-        os.remove(save_file)
+    # paddle2onnx writes a temporary file beside save_file, renamed over it only once it is complete: an earlier
+    # save_file stays whole until then (and after a failure or a kill)
+    with atomic_target(save_file) as tmp:
+        _convert(model_dir, tmp, opset_version, model_filename, params_filename, optimize_tool, timeout, in_process)
+        stamp_onnx(tmp, program_digest(model_dir, model_filename, params_filename))
+
+
+def stamp_onnx(onnx_path: str, digest: str) -> None:
+    """Record the digest of the program an ONNX model was converted from in its metadata (`ONNX_DIGEST_KEY`;
+    the ONNX Runtime backend compares it with inference.yml's program.digest). Rewrites the file in place."""
+    import onnx
+
+    try:
+        model = onnx.load(onnx_path, load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - DecodeError, OSError: a file paddle2onnx did not finish
+        raise ExportError(f"{onnx_path}: not a readable ONNX model ({type(e).__name__})") from None
+    kept = [p for p in model.metadata_props if p.key != ONNX_DIGEST_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    model.metadata_props.add(key=ONNX_DIGEST_KEY, value=digest)
+    onnx.save(model, onnx_path)
+
+
+def _convert(model_dir, save_file, opset_version, model_filename, params_filename, optimize_tool, timeout,
+             in_process) -> None:
     if in_process:
         import paddle2onnx
 
@@ -74,7 +98,7 @@ def run_paddle2onnx(model_dir: str, save_file: str, opset_version: int = 13, mod
         except Exception as e:  # noqa: BLE001
             why = (str(e).strip().splitlines() or [type(e).__name__])[-1]
             raise ExportError(f"paddle2onnx failed on {model_dir}: {why[:300]}") from None
-        if not os.path.isfile(save_file):
+        if not os.path.isfile(save_file) or os.path.getsize(save_file) == 0:
             raise ExportError(f"paddle2onnx failed on {model_dir}: it wrote no {save_file}")
         return
     args = ["--model_dir", model_dir, "--model_filename", model_filename, "--params_filename", params_filename,

@@ -5,7 +5,12 @@ An export directory holds::
     inference.json        the static program (Paddle 3 PIR format), input `x`: N x C x H x W float32 RGB [0, 1]
     inference.pdiparams   its weights
     inference.yml         what a runner needs to know about the network (`DeployInfo`)
-    model.onnx            (optional) written by tools/export_onnx.py
+    model.onnx            (optional) written by tools/export_onnx.py, stamped with the program's digest
+
+`program.digest` in inference.yml is the SHA-256 of the program and weights files (`program_digest`); export-onnx
+writes the digest of the files it converted into the ONNX model's metadata (`ONNX_DIGEST_KEY`), and the ONNX
+Runtime backend refuses an export folder's model.onnx whose stamp is not the folder's digest: a model.onnx left
+over from an earlier export never runs silently in place of the new program.
 
 This module is the one place that knows these names and the YAML layout. It lives on the infer side because the
 runners, the server and the quantization report consume it; `ppir.export` writes it and depends on it, never the
@@ -14,6 +19,7 @@ reverse (no import cycle).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 
 import yaml
@@ -28,6 +34,7 @@ INFO_FILENAME = "inference.yml"
 ONNX_FILENAME = "model.onnx"
 INPUT_NAME = "x"
 INFO_VERSION = 1
+ONNX_DIGEST_KEY = "ppir_program_digest"  # the ONNX metadata_props entry export-onnx stamps
 
 
 class ExportError(PPIRError):
@@ -52,6 +59,7 @@ class DeployInfo:
     model_file: str = MODEL_FILENAME
     params_file: str = PARAMS_FILENAME
     source: dict = dataclasses.field(default_factory=dict)  # config, weights, model arguments
+    program_digest: str = ""  # program_digest() of the files written with it; "" in exports older than the field
 
     @property
     def fixed_shape(self) -> list | None:
@@ -66,7 +74,7 @@ class DeployInfo:
                       "source": self.source, "vacc_problem": self.vacc_problem},
             "program": {"model_file": self.model_file, "params_file": self.params_file,
                         "input_name": self.input_name, "input_shape": list(self.input_shape),
-                        "output": "final restored image, unclipped"},
+                        "output": "final restored image, unclipped", "digest": self.program_digest},
             "preprocess": {"read": "OpenCV, BGR -> RGB (gray -> 3 channels, alpha dropped, 16-bit scaled)",
                            "scale": "1/255", "layout": "NCHW", "in_channels": self.in_channels,
                            "pad": f"reflect to a multiple of {self.size_multiple}, at least {self.min_size}"},
@@ -74,6 +82,18 @@ class DeployInfo:
                             "write": "x255, RGB -> BGR, OpenCV"},
             "tiling": {"tile": self.tile, "tile_overlap": self.tile_overlap, "image_wide": self.image_wide},
         }
+
+
+def program_digest(model_dir: str, model_file: str = MODEL_FILENAME, params_file: str = PARAMS_FILENAME) -> str:
+    """"sha256:<hex>" over the program and weights files (each with its length, so the two cannot trade bytes)."""
+    h = hashlib.sha256()
+    for name in (model_file, params_file):
+        path = os.path.join(model_dir, name)
+        h.update(f"{name}:{os.path.getsize(path)}:".encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return "sha256:" + h.hexdigest()
 
 
 def _fail_info(path, why):
@@ -103,7 +123,8 @@ def read_deploy_info(model_dir: str, filename: str = INFO_FILENAME) -> DeployInf
             tile_overlap=int(tiling.get("tile_overlap", 32)), image_wide=str(tiling.get("image_wide") or ""),
             vacc_problem=str(model.get("vacc_problem") or ""),
             model_file=str(program.get("model_file", MODEL_FILENAME)),
-            params_file=str(program.get("params_file", PARAMS_FILENAME)), source=dict(model.get("source") or {}))
+            params_file=str(program.get("params_file", PARAMS_FILENAME)), source=dict(model.get("source") or {}),
+            program_digest=str(program.get("digest") or ""))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise _fail_info(path, f"malformed ({type(e).__name__}: {e})") from None
     if info.rounding not in ROUNDINGS:

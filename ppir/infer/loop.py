@@ -28,6 +28,7 @@ import numpy as np
 from ..data.image_io import is_image_file, read_image, write_image
 from ..errors import ImageError
 from ..metrics import PSNR, SSIM, SSIM_WINDOW
+from .memory import check_image_file
 from .pipeline import to_uint8
 
 
@@ -220,10 +221,13 @@ def find_gt(gt_dir: str | None, image_path: str) -> str | None:
 
 def file_items(files: list[str], gt_dir: str | None = None, save_dir: str | None = None,
                names: dict | None = None, read: Callable[[str], Any] = read_image,
-               read_gt: Callable[[str], Any] | None = None) -> list[Item]:
+               read_gt: Callable[[str], Any] | None = None, max_memory: int = 0) -> list[Item]:
     """Items for input files: read with `read`, saved as `<save_dir>/<names[path]>`, ground truth looked up in
-    `gt_dir` (`find_gt`) and read with `read_gt` (default: `read_image` then 8 bits, what runners score on)."""
+    `gt_dir` (`find_gt`) and read with `read_gt` (default: `read_image` then 8 bits, what runners score on).
+    `max_memory` (bytes, 0: none): every file is judged by its header against it before it is decoded."""
     read_gt = read_gt or (lambda p: to_uint8(read_image(p)))
+    if max_memory:
+        read, read_gt = _judged(read, max_memory), _judged(read_gt, max_memory)
     items = []
     for path in files:
         gt_path = find_gt(gt_dir, path) if gt_dir else None
@@ -232,6 +236,14 @@ def file_items(files: list[str], gt_dir: str | None = None, save_dir: str | None
             gt=_gt_loader(gt_dir, gt_path, read_gt) if gt_dir else None, gt_path=gt_path,
             output=os.path.join(save_dir, names[path]) if save_dir and names else None))
     return items
+
+
+def _judged(read: Callable[[str], Any], budget: int) -> Callable[[str], Any]:
+    """`read` preceded by the header check against the memory budget (`memory.check_image_file`)."""
+    def judged_read(path):
+        check_image_file(path, budget)
+        return read(path)
+    return judged_read
 
 
 def _gt_loader(gt_dir, gt_path, read_gt):

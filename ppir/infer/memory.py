@@ -34,6 +34,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..data.image_header import image_size_from_header, read_header
 from ..errors import ImageError
 from .pipeline import padded_size
 
@@ -70,6 +71,8 @@ def memory_arg(text: str) -> int:
 
 
 def format_bytes(n: float) -> str:
+    if n >= 2**40:
+        return f"{n / 2**40:.1f} TB"
     return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
 
 
@@ -145,6 +148,49 @@ def measure_bytes_per_pixel(run: Callable[[np.ndarray], object], channels: int, 
     if grew is None:
         return FALLBACK_BYTES_PER_PIXEL, False
     return max(SAFETY * grew / (side * side), MIN_BYTES_PER_PIXEL), True
+
+
+def image_file_problem(path: str, budget: int, name: str | None = None) -> str | None:
+    """Why the image file `path` must not be decoded under `budget` bytes (0: no limit), judged from its size on
+    disk and the width and height in its header, before a pixel is allocated; None when it may be.
+
+    The floor is what no tiling avoids: the file's bytes plus PIPELINE_BYTES_PER_PIXEL per pixel of the image
+    (decoded copy, float32 input and output, accumulators). A file whose header cannot be read is judged by its
+    size alone (the decoder then has the last word)."""
+    if not budget:
+        return None
+    name = name or path
+    try:
+        head, file_bytes = read_header(path)
+    except OSError:
+        return None  # the reader says why, in its own words
+    return encoded_image_problem(name, head, file_bytes, budget)
+
+
+def encoded_image_problem(name: str, head: bytes, file_bytes: int, budget: int) -> str | None:
+    """`image_file_problem` for an encoded image whose first bytes are `head` and whole size `file_bytes`
+    (a file, or the bytes of a request)."""
+    if not budget:
+        return None
+    size = image_size_from_header(head)
+    if size is None:
+        if file_bytes > budget:
+            return (f"{name}: the file is {format_bytes(file_bytes)}, over the memory budget of "
+                    f"{format_bytes(budget)} (--max-memory); not read")
+        return None
+    height, width = size
+    need = file_bytes + PIPELINE_BYTES_PER_PIXEL * height * width
+    if need > budget:
+        return (f"{name}: its header says {width}x{height} pixels, which need at least {format_bytes(need)} "
+                f"however it is tiled, over the memory budget of {format_bytes(budget)} (--max-memory); not decoded")
+    return None
+
+
+def check_image_file(path: str, budget: int, name: str | None = None) -> None:
+    """ImageError (`image_file_problem`) unless the file may be decoded under `budget`."""
+    problem = image_file_problem(path, budget, name)
+    if problem:
+        raise ImageError(problem)
 
 
 def smallest_tile(overlap: int, multiple: int, min_size: int) -> int:

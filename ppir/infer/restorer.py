@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from ..data.transforms import dihedral, dihedral_inverse
-from ..errors import ConfigError
+from ..errors import ConfigError, ImageError
 from .backends import MODEL_KINDS, make_backend
 from .memory import MemoryPlanner
 from .pipeline import pad_to_multiple, postprocess, to_network_channels, to_nchw, to_uint8
@@ -132,12 +132,15 @@ class ImageRestorer:
         return (total / 8).astype(np.float32)
 
     def restore(self, img_rgb: np.ndarray, name: str | None = None) -> np.ndarray:
-        """HxWx3 RGB float in [0, 1] -> the restored HxWx3 float32 image, clipped to [0, 1]."""
+        """HxWx3 RGB float in [0, 1] -> the restored HxWx3 float32 image, clipped to [0, 1] (`checked_image`
+        says which other arrays are accepted)."""
+        img_rgb = checked_image(img_rgb, name)
         h, w = img_rgb.shape[:2]
         return postprocess(self.network_output(img_rgb, self.tile_for(img_rgb, name)), h, w)
 
     def __call__(self, img_rgb: np.ndarray, name: str | None = None) -> np.ndarray:
         """HxWx3 RGB float in [0, 1] -> the restored HxWx3 uint8 image (inference.yml's rounding)."""
+        img_rgb = checked_image(img_rgb, name)
         h, w = img_rgb.shape[:2]
         return self.to_image(self.network_output(img_rgb, self.tile_for(img_rgb, name)), h, w)
 
@@ -167,3 +170,34 @@ class ImageRestorer:
         """A network output -> the restored image at the size of `img` (uint8 or float, see `output`)."""
         h, w = img.shape[:2]
         return self.to_image(y, h, w) if self.output == "uint8" else postprocess(y, h, w)
+
+
+def checked_image(img, name: str | None = None) -> np.ndarray:
+    """An array given to the Python API as the HxWx3 float32 RGB image the pipeline takes; ImageError (one line)
+    for what cannot be one. A 2-D (HxW) or HxWx1 array is a gray image, restored as RGB with equal channels
+    (as gray files are read); HxWx4 is RGBA, its alpha dropped; uint8 / uint16 arrays are scaled to [0, 1].
+    Empty arrays and arrays holding NaN or inf are refused: they would come out black, silently."""
+    what = name or "the image"
+    img = np.asarray(img)
+    if img.dtype == bool or not (np.issubdtype(img.dtype, np.floating) or np.issubdtype(img.dtype, np.integer)):
+        raise ImageError(f"{what}: an image array must hold numbers, got dtype {img.dtype}")
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = img[:, :, :3]
+    elif img.ndim != 3 or img.shape[2] != 3:
+        raise ImageError(f"{what}: expected an H x W x 3 RGB array (or H x W gray, H x W x 4 RGBA), got shape "
+                         f"{tuple(img.shape)}")
+    if img.size == 0:
+        raise ImageError(f"{what}: the image is empty (shape {tuple(img.shape)})")
+    if np.issubdtype(img.dtype, np.integer):
+        if img.dtype not in (np.uint8, np.uint16):
+            raise ImageError(f"{what}: integer images must be uint8 or uint16, got {img.dtype}")
+        return img.astype(np.float32) / (255.0 if img.dtype == np.uint8 else 65535.0)
+    bad = int(np.count_nonzero(~np.isfinite(img)))
+    if bad:
+        raise ImageError(f"{what}: {bad} of {img.size} values are NaN or infinite; an image holds finite values "
+                         f"in [0, 1]")
+    return img.astype(np.float32, copy=False)

@@ -37,7 +37,7 @@ from ..scaleout.batch import add_engine_args
 from ..scaleout.cluster import require_ray
 from .backends import make_backend, warm_up as warm_up_backend
 from .deploy_info import read_deploy_info
-from .memory import TOLERANCE_NOTE, default_budget, memory_arg, peak_rss_bytes
+from .memory import TOLERANCE_NOTE, check_image_file, default_budget, memory_arg, peak_rss_bytes
 from .outputs import NAME_RULE, check_output_folder, output_names
 from .loop import (RunSummary, average_line, file_items, final_line, list_images, pixel_scores, print_error,
                    print_note, restore_items, score_text)
@@ -232,7 +232,7 @@ def benchmark_report(summary: RunSummary, backend, info, batch_size: int, restor
     return [f"[{stamp}] root INFO: {line}" for line in body]
 
 
-def warm_up(restorer: ImageRestorer, files: list[str], runs: int) -> None:
+def warm_up(restorer: ImageRestorer, files: list[str], runs: int, max_memory: int = 0) -> None:
     """`runs` untimed passes over the first readable image; with 0, one pass of the backend on the smallest
     input it takes (cheap, and it absorbs one-time work such as oneDNN's kernel selection)."""
     if runs <= 0:
@@ -240,6 +240,7 @@ def warm_up(restorer: ImageRestorer, files: list[str], runs: int) -> None:
         return
     for path in files:
         try:
+            check_image_file(path, max_memory)
             img = read_image(path)
         except ImageError:
             continue
@@ -305,8 +306,8 @@ def main(argv=None, backend: str = "paddle", prog: str | None = None) -> int:
     engine = restorer.backend
     warmup = args.warmup if args.warmup is not None else (1 if args.benchmark else 0)
     with _stdout_to_stderr():  # first runs print oneDNN pass notes on stdout; keep stdout parseable
-        warm_up(restorer, files, warmup)
-    items = file_items(files, args.gt_dir, args.save_dir, names)
+        warm_up(restorer, files, warmup, budget)
+    items = file_items(files, args.gt_dir, args.save_dir, names, max_memory=budget)
     summary = restore_items(restorer, items, score=pixel_scores() if args.gt_dir else None, report=print_line())
     if summary.psnr:
         print(average_line(summary), flush=True)

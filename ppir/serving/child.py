@@ -14,7 +14,10 @@ import multiprocessing
 import os
 import types
 
+from ..data.image_header import HEADER_BYTES
 from ..data.image_io import encode_image
+from ..errors import ImageError
+from ..infer.memory import encoded_image_problem
 from .protocol import RequestError, decode_request_image
 
 log = logging.getLogger("ppir.serving")
@@ -27,12 +30,18 @@ def short_error(e: BaseException) -> str:
 
 def restore_png(restorer, raw, max_pixels: int) -> tuple[bytes, int, int]:
     """Decode the uploaded file, restore it, encode the result as PNG: (png bytes, height, width)."""
+    budget = restorer.planner.budget  # this predictor's share of --max-memory (0 with --tile: tiles bound it)
+    problem = encoded_image_problem("the uploaded image", bytes(raw[:HEADER_BYTES]), len(raw), budget)
+    if problem:  # judged from the header, before decoding
+        raise RequestError(413, problem)
     img = decode_request_image(raw, max_pixels)
     h, w = img.shape[:2]
     try:
         out = restorer(img)
     except RequestError:
         raise
+    except ImageError as e:  # the memory planner: not even its smallest tiles fit the budget
+        raise RequestError(413, str(e)) from None
     except Exception as e:  # noqa: BLE001 - the model failing is a 500 for this request only
         raise RequestError(500, f"inference failed ({short_error(e)})") from e
     if out.shape[:2] != (h, w):

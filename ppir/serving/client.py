@@ -59,8 +59,21 @@ def get_json(url: str, timeout: float = 10.0) -> tuple[int, dict]:
             return e.code, json.loads(e.read() or b"{}")
 
 
+def check_url(url: str) -> None:
+    """ServingError (one line) unless `url` is an http(s) URL with a host: "notaurl" and "http://[::1" would
+    otherwise end in urllib's ValueError tracebacks."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname if parts.port is None or parts.port >= 0 else None  # .port parses it: "h:x" fails
+    except ValueError as e:
+        raise ServingError(f"--url {url!r}: not a valid URL ({e}); e.g. http://127.0.0.1:8080") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ServingError(f"--url {url!r}: not an http(s) URL with a host; e.g. http://127.0.0.1:8080")
+
+
 def endpoint(url: str, fmt: str = "paddlex", service: str = "image_restoration") -> str:
     """The request URL for a server base URL (a full endpoint URL is kept as given)."""
+    check_url(url)
     base = url.rstrip("/")
     path = urllib.parse.urlparse(base).path
     if path.endswith("/image-restoration") or path.endswith("/prediction"):
@@ -156,6 +169,7 @@ def main(argv=None, prog: str | None = None) -> int:
 
 
 def _main(args) -> int:
+    check_url(args.url)
     if not os.path.isfile(args.image):
         raise ServingError(f"{args.image}: no such image file")
     try:

@@ -22,11 +22,14 @@ from ..cli import BOOL
 from ..errors import ConfigError
 from ..infer.backends import BackendError, make_backend, warm_up, warmup_input
 from ..infer.deploy_info import read_deploy_info
+from ..infer.memory import memory_arg
 from ..infer.restorer import ImageRestorer
 from ..scaleout.cluster import add_ray_address_arg, require_ray
 from ..scaleout.serving import add_serve_args
+from .idle import DEFAULT_HEAD_TIMEOUT, protocol_class, with_head_timeout
 
 DEFAULT_MAX_PIXELS = 4096 * 4096  # also OpenCV's limit, set before OpenCV loads (opencv_limit.py)
+DEFAULT_MAX_MEMORY = 2 << 30  # what requests may make the predictors use together: a 4096^2 image fits, tiled
 DEFAULT_QUEUE_SIZE = 64  # a burst of a few dozen clients waits its turn instead of being refused
 BACKENDS = ("paddle", "onnxruntime")
 
@@ -69,6 +72,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
              "longer gets 503 at once, one that still waited longer gets 503 then (default: %(default)s)")
     add("--max-pixels", "--max_pixels", dest="max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
         help="largest image accepted, in pixels (H x W); larger ones get 413 (default: %(default)s = 4096^2)")
+    add("--max-memory", "--max_memory", dest="max_memory", type=memory_arg, default=None, metavar="SIZE",
+        help="memory for restoring, all predictors together (e.g. 8G; 0: no limit; default: 2G): each predictor "
+             "restores an image in tiles when it would not fit its share whole, and answers 413 naming the limit "
+             "when even tiles would not (judged from the header before decoding)")
     add("--max-body-mb", "--max_body_mb", dest="max_body_mb", type=float, default=None,
         help="largest request body in MB; larger ones get 413 (default: enough for an uncompressed image of "
              "--max-pixels)")
@@ -96,7 +103,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add("--warmup", type=int, default=1,
         help="run each predictor this many times on a small input before serving (default: %(default)s)")
     add("--max-connections", "--max_connections", dest="max_connections", type=int, default=256,
-        help="open connections beyond which uvicorn itself answers 503 (default: %(default)s)")
+        help="open connections beyond which uvicorn itself answers 503; a connection counts from its first byte "
+             "(default: %(default)s)")
+    add("--header-timeout", "--header_timeout", dest="header_timeout", type=float, default=DEFAULT_HEAD_TIMEOUT,
+        help="seconds a new connection may take to send a complete request head before it is closed (0: no "
+             "limit; default: %(default)s)")
     add_serve_args(add)
     add_ray_address_arg(p)
     add("--log-level", "--log_level", dest="log_level", default="info",
@@ -104,12 +115,19 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
+def predictor_budget(args) -> int:
+    """Each predictor's share of --max-memory (bytes; 0: no limit)."""
+    total = DEFAULT_MAX_MEMORY if getattr(args, "max_memory", None) is None else args.max_memory
+    return total // max(1, args.workers)
+
+
 def make_restorer(args, info, threads: int, batch_size: int = 1):
     """One backend + ImageRestorer for a predictor thread or a Ray Serve replica (which restores up to
     `batch_size` images of one size per network call), warmed up (`--warmup` runs on a small input)."""
     backend = make_backend(args.backend, args.model_dir, info, use_gpu=args.use_gpu, threads=threads,
                            enable_mkldnn=args.enable_mkldnn, model_file=args.model_file)
-    restorer = ImageRestorer(backend, info, args.tile, args.tile_overlap, batch_size=batch_size)
+    restorer = ImageRestorer(backend, info, args.tile, args.tile_overlap, batch_size=batch_size,
+                             max_memory=predictor_budget(args))
     if args.warmup > 0:
         try:
             warm_up(backend, info, args.warmup, side=32)
@@ -172,6 +190,8 @@ def main(argv=None, prog: str | None = None) -> int:
         raise ConfigError(f"--port must be in 0..65535, got {args.port}")
     if args.cpu_threads is not None and args.cpu_threads < 1:
         raise ConfigError(f"--cpu-threads must be at least 1, got {args.cpu_threads}")
+    if args.header_timeout < 0:
+        raise ConfigError(f"--header-timeout must be at least 0, got {args.header_timeout}")
     for name in ("max_body_mb", "max_inflight_mb", "queue_timeout", "body_timeout"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
@@ -243,7 +263,8 @@ def main(argv=None, prog: str | None = None) -> int:
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         uv_config = uvicorn.Config(app, log_level=args.log_level, access_log=False, log_config=None,
-                                   limit_concurrency=args.max_connections, timeout_keep_alive=5, http=http_parser())
+                                   limit_concurrency=args.max_connections, timeout_keep_alive=5,
+                                   http=with_head_timeout(protocol_class(http_parser()), args.header_timeout))
         server = uvicorn.Server(uv_config)
         where = (f"{args.workers} predictor(s){' in child processes' if hasattr(pool.backends[0], 'close') else ''}"
                  f" x {threads} thread(s)" if stop_ray is None else
