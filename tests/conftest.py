@@ -51,8 +51,48 @@ def export_tiny_hinet(folder, input_shape=None, opset_version=13):
     from ppir.export import export_model, run_paddle2onnx
 
     export_model(tiny_hinet(), folder, input_shape=input_shape)
-    run_paddle2onnx(folder, os.path.join(folder, "model.onnx"), opset_version=opset_version)
+    # in this process: the child paddle2onnx runs in by default (it can abort its process) costs ~2.5 s, and this
+    # known-good network does not abort it
+    run_paddle2onnx(folder, os.path.join(folder, "model.onnx"), opset_version=opset_version, in_process=True)
     return folder
+
+
+def folder_digest(folder):
+    """{relative path: sha256} of every file under `folder`."""
+    import hashlib
+
+    digest = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                digest[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
+    return digest
+
+
+@pytest.fixture(scope="session")
+def tiny_hinet_export(tmp_path_factory):
+    """`export_tiny_hinet` into one folder for the whole test run (dynamic shape, opset 13, with model.onnx):
+    exporting and converting cost about 9 s, once instead of once per module. Read-only: a test that needs to
+    change an export copies it first; a test that changes this one fails the run at its end."""
+    folder = export_tiny_hinet(str(tmp_path_factory.mktemp("tiny_hinet_export")))
+    before = folder_digest(folder)
+    yield folder
+    assert folder_digest(folder) == before, f"a test changed the shared export {folder}; copy it before changing it"
+
+
+@pytest.fixture(scope="session")
+def default_quick_start(tmp_path_factory):
+    """The README's first command, `python tools/quickstart.py` with its defaults, run once per test run in a fresh
+    interpreter from an empty folder (so its default --output lands there): (output folder, console output).
+    Shared by the README-commands test and the quick-start tests; a few CPU minutes, so once, not per module."""
+    import subprocess
+
+    cwd = tmp_path_factory.mktemp("quickstart_default")
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "quickstart.py")], capture_output=True,
+                          text=True, cwd=cwd, timeout=1200, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return cwd / "output" / "quickstart" / "mirnet", proc.stdout
 
 
 def run_tool(name, *args, cwd=None, timeout=600):

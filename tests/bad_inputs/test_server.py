@@ -26,7 +26,7 @@ except ImportError:
         raise
     pytest.skip("fastapi/uvicorn not installed (pip install -r requirements.txt)", allow_module_level=True)
 
-from conftest import REPO, export_tiny_hinet  # noqa: E402
+from conftest import REPO  # noqa: E402
 from ppir.serving import launch  # noqa: E402
 from ppir.serving.client import get_json, post_json, post_raw  # noqa: E402
 from ppir.serving.protocol import image_size_from_header  # noqa: E402
@@ -36,8 +36,8 @@ MB = 1 << 20
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return export_tiny_hinet(str(tmp_path_factory.mktemp("abuse_hinet")))
+def model_dir(tiny_hinet_export):
+    return tiny_hinet_export
 
 
 def serve(tmp_path_factory, name, *args):
