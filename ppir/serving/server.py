@@ -213,6 +213,8 @@ def main(argv=None, prog: str | None = None) -> int:
     sock = None
     try:
         config.backend_name = pool.backends[0].backend.name
+        # the device the predictors really run on (the backend's own word: "cpu", "gpu:0"), not the flag asked for
+        device = getattr(pool.backends[0].backend, "device", "") or "unknown"
         app = create_app(pool, config, stats)
         sock = _bind(args.host, args.port)
         host, port = sock.getsockname()[:2]
@@ -220,8 +222,8 @@ def main(argv=None, prog: str | None = None) -> int:
         uv_config = uvicorn.Config(app, log_level=args.log_level, access_log=False, log_config=None,
                                    limit_concurrency=args.max_connections, timeout_keep_alive=5, http=http_parser())
         server = uvicorn.Server(uv_config)
-        log.info("%s on %s, %d predictor(s)%s x %d thread(s), queue %d, max %d pixels, bodies at most %.0f MB "
-                 "each, %.0f MB in flight", info.model_name, config.backend_name, args.workers,
+        log.info("%s on %s, device %s, %d predictor(s)%s x %d thread(s), queue %d, max %d pixels, bodies at most "
+                 "%.0f MB each, %.0f MB in flight", info.model_name, config.backend_name, device, args.workers,
                  " in child processes" if hasattr(pool.backends[0], "close") else "", threads, queue_size,
                  args.max_pixels, config.body_limit() / (1 << 20), config.inflight_limit() / (1 << 20))
         print(f"ppir serving: listening on http://{shown}:{port} (pid {os.getpid()})", file=sys.stderr, flush=True)
