@@ -95,6 +95,35 @@ def default_quick_start(tmp_path_factory):
     return cwd / "output" / "quickstart" / "mirnet", proc.stdout
 
 
+def run_tool_here(name, *args, cwd=None, timeout=None):  # timeout: run_tool's signature; unused here
+    """tools/<name>.py run in this process as its own __main__ (runpy: its command line, its exit code), with what
+    it prints captured: a subprocess.CompletedProcess like run_tool's, without a fresh interpreter's Paddle import
+    (~4 s). For checks of what a tool does with its arguments; run_tool where a fresh process is the point."""
+    import contextlib
+    import io
+    import runpy
+    import subprocess
+
+    script = os.path.join(REPO, "tools", name + ".py")
+    argv = [script, *map(str, args)]
+    out, err = io.StringIO(), io.StringIO()
+    saved_argv, saved_cwd, saved_path = sys.argv, os.getcwd(), list(sys.path)
+    code = 0
+    try:
+        sys.argv = argv
+        os.chdir(cwd or REPO)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            runpy.run_path(script, run_name="__main__")
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if isinstance(e.code, str):
+            err.write(e.code + "\n")
+    finally:
+        sys.argv, sys.path[:] = saved_argv, saved_path
+        os.chdir(saved_cwd)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
 def run_tool(name, *args, cwd=None, timeout=600):
     """Run tools/<name>.py in a fresh interpreter, as a user would."""
     import subprocess
