@@ -112,6 +112,15 @@ def run(main, argv=None) -> int:
     except PPIRError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        # A path the user gave that the file system refused (a folder under a regular file, no permission, a full
+        # disk) where no earlier check caught it: still one line naming the path, not a traceback. OSErrors
+        # without a file name (sockets, subprocesses) are not about the user's paths and keep their traceback.
+        if e.filename is None:
+            raise
+        where = e.filename if e.filename2 is None else f"{e.filename} -> {e.filename2}"
+        print(f"error: {where}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

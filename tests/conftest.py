@@ -51,8 +51,77 @@ def export_tiny_hinet(folder, input_shape=None, opset_version=13):
     from ppir.export import export_model, run_paddle2onnx
 
     export_model(tiny_hinet(), folder, input_shape=input_shape)
-    run_paddle2onnx(folder, os.path.join(folder, "model.onnx"), opset_version=opset_version)
+    # in this process: the child paddle2onnx runs in by default (it can abort its process) costs ~2.5 s, and this
+    # known-good network does not abort it
+    run_paddle2onnx(folder, os.path.join(folder, "model.onnx"), opset_version=opset_version, in_process=True)
     return folder
+
+
+def folder_digest(folder):
+    """{relative path: sha256} of every file under `folder`."""
+    import hashlib
+
+    digest = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                digest[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
+    return digest
+
+
+@pytest.fixture(scope="session")
+def tiny_hinet_export(tmp_path_factory):
+    """`export_tiny_hinet` into one folder for the whole test run (dynamic shape, opset 13, with model.onnx):
+    exporting and converting cost about 9 s, once instead of once per module. Read-only: a test that needs to
+    change an export copies it first; a test that changes this one fails the run at its end."""
+    folder = export_tiny_hinet(str(tmp_path_factory.mktemp("tiny_hinet_export")))
+    before = folder_digest(folder)
+    yield folder
+    assert folder_digest(folder) == before, f"a test changed the shared export {folder}; copy it before changing it"
+
+
+@pytest.fixture(scope="session")
+def default_quick_start(tmp_path_factory):
+    """The README's first command, `python tools/quickstart.py` with its defaults, run once per test run in a fresh
+    interpreter from an empty folder (so its default --output lands there): (output folder, console output).
+    Shared by the README-commands test and the quick-start tests; a few CPU minutes, so once, not per module."""
+    import subprocess
+
+    cwd = tmp_path_factory.mktemp("quickstart_default")
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "quickstart.py")], capture_output=True,
+                          text=True, cwd=cwd, timeout=1200, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return cwd / "output" / "quickstart" / "mirnet", proc.stdout
+
+
+def run_tool_here(name, *args, cwd=None, timeout=None):  # timeout: run_tool's signature; unused here
+    """tools/<name>.py run in this process as its own __main__ (runpy: its command line, its exit code), with what
+    it prints captured: a subprocess.CompletedProcess like run_tool's, without a fresh interpreter's Paddle import
+    (~4 s). For checks of what a tool does with its arguments; run_tool where a fresh process is the point."""
+    import contextlib
+    import io
+    import runpy
+    import subprocess
+
+    script = os.path.join(REPO, "tools", name + ".py")
+    argv = [script, *map(str, args)]
+    out, err = io.StringIO(), io.StringIO()
+    saved_argv, saved_cwd, saved_path = sys.argv, os.getcwd(), list(sys.path)
+    code = 0
+    try:
+        sys.argv = argv
+        os.chdir(cwd or REPO)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            runpy.run_path(script, run_name="__main__")
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if isinstance(e.code, str):
+            err.write(e.code + "\n")
+    finally:
+        sys.argv, sys.path[:] = saved_argv, saved_path
+        os.chdir(saved_cwd)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 def run_tool(name, *args, cwd=None, timeout=600):

@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 
-python -m pytest -q tests
+# --durations: every log (CI's too) lists the slowest tests, so a slow newcomer shows up where it lands
+python -m pytest -q --durations=25 tests
 
 for m in mirnet hinet mimo_unet; do
     cfg=test_tipc/configs/$m/train_infer_python.txt

@@ -13,7 +13,7 @@ from ppir.infer.deploy_info import read_deploy_info
 from ppir.infer.backends import OnnxRuntimeBackend, onnx_model_precision
 from ppir.quant import EvalResult, calibration_inputs, markdown_table
 
-from conftest import REPO, export_tiny_hinet
+from conftest import REPO
 
 TOOL = os.path.join(REPO, "tools", "quant_report.py")
 # fp16 keeps 11 significant bits: one rounding moves an output in [0, 1] by at most 2^-12, an eighth of an 8-bit
@@ -25,8 +25,8 @@ FP16_MIN_FIDELITY = 10 * np.log10(255.0 ** 2 / 2)
 
 
 @pytest.fixture(scope="session")
-def tiny_export(tmp_path_factory):
-    return export_tiny_hinet(str(tmp_path_factory.mktemp("quant_hinet")))
+def tiny_export(tiny_hinet_export):
+    return tiny_hinet_export
 
 
 @pytest.fixture(scope="session")

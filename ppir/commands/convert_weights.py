@@ -32,6 +32,12 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import ppir
+    from ppir.errors import ConfigError
+    from ppir.paths import output_file_problem
+
+    problem = output_file_problem(args.dst)  # before reading anything: a run that cannot save is refused at once
+    if problem:
+        raise ConfigError(f"--dst: {problem}")
 
     model = ppir.build_model(args.config, flat_overrides(args))
     report = ppir.load_weights(model, args.src, allow_partial=args.allow_partial, param_key=args.param_key)

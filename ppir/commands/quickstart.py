@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 from ppir.cli import ArgumentParser, BOOL, child_env, ppir_command
 from ppir.errors import ConfigError, PPIRError
-from ppir.paths import write_text
+from ppir.paths import output_dir_problem, write_text
 
 # The demo configs, package data of ppir (a link to configs/demo in a checkout, real files once installed).
 DEMO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "demo")
@@ -238,6 +238,9 @@ def metrics_table(model: str, eval_json: dict, before: dict, after: dict, iters:
 def main(argv=None) -> int:
     args = parse_args(argv)
     out = args.output
+    problem = output_dir_problem(out)  # refused before the first step, not by a child process's failure
+    if problem:
+        raise ConfigError(f"--output: {problem}")
     train_dir, data_dir = os.path.join(out, "train"), os.path.join(out, "data")
     eval_dir, export_dir = os.path.join(out, "eval"), os.path.join(out, "inference")
     restored_dir = os.path.join(out, "restored")

@@ -109,24 +109,29 @@ class PaddleInferenceBackend(Backend):
         self.tensorrt = bool(use_tensorrt)
         self.threads = _threads(cpu_threads)
 
-        config = paddle_infer.Config(model_file, params_file)
+        self.trt_range = None  # (min, opt, max) input shapes of the TensorRT engine, when there is one
         if use_gpu:
             if not paddle.device.is_compiled_with_cuda() or paddle.device.cuda.device_count() < 1:
                 raise BackendError("--use_gpu True: this Paddle build has no CUDA device available "
                                    "(CPU-only wheel or no GPU); run with --use_gpu False")
-            config.enable_use_gpu(500, gpu_id)
-            self.device = f"gpu:{gpu_id}"
             if self.tensorrt:
-                if not hasattr(paddle_infer, "PrecisionType"):  # pragma: no cover
-                    raise BackendError("--use_tensorrt True: this Paddle build has no TensorRT support")
-                precision_mode = {"fp32": paddle_infer.PrecisionType.Float32,
-                                  "fp16": paddle_infer.PrecisionType.Half,
-                                  "int8": paddle_infer.PrecisionType.Int8}[self.precision]
-                config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=1, min_subgraph_size=3,
-                                              precision_mode=precision_mode, use_static=False,
-                                              use_calib_mode=self.precision == "int8")
+                # PIR programs get TensorRT through paddle.tensorrt.convert (ppir.infer.tensorrt), with the
+                # shape range inference.yml implies; the converted program lives as long as this backend
+                from . import tensorrt as trt
+                from .deploy_info import read_deploy_info
+
+                trt_info = info or read_deploy_info(model_dir)
+                self._trt_dir = tempfile.TemporaryDirectory(prefix="ppir_tensorrt_")
+                try:
+                    model_file, params_file = trt.convert(model_file, trt_info, self.precision, self._trt_dir.name)
+                except trt.TensorRTUnavailable as e:
+                    raise BackendError(str(e)) from None
+                self.trt_range = trt.shape_range(trt_info)
             elif self.precision != "fp32":
                 raise BackendError(f"--precision {self.precision} on GPU needs --use_tensorrt True")
+            config = paddle_infer.Config(model_file, params_file)
+            config.enable_use_gpu(500, gpu_id)
+            self.device = f"gpu:{gpu_id}"
         else:
             if self.tensorrt:
                 raise BackendError("--use_tensorrt True needs --use_gpu True and a CUDA build of Paddle "
@@ -138,6 +143,7 @@ class PaddleInferenceBackend(Backend):
                 raise BackendError("--precision int8: Paddle Inference on CPU needs a quantized program, which "
                                    "Paddle 3.3.1 cannot produce for PIR exports; use fp32, or "
                                    "deploy/onnxruntime/infer.py --model_file <int8 .onnx>")
+            config = paddle_infer.Config(model_file, params_file)
             config.disable_gpu()
             config.set_cpu_math_library_num_threads(self.threads)
             if self.mkldnn:
@@ -164,6 +170,13 @@ class PaddleInferenceBackend(Backend):
 
     def run(self, nchw: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(nchw, dtype=np.float32)
+        if self.trt_range is not None:
+            from .tensorrt import TensorRTUnavailable, check_in_range
+
+            try:
+                check_in_range(x.shape, self.trt_range)
+            except TensorRTUnavailable as e:
+                raise BackendError(str(e)) from None
         self._input.reshape(list(x.shape))
         self._input.copy_from_cpu(x)
         with kept_math_threads():  # the predictor leaves MKL/OpenMP at 1 thread for the whole process

@@ -69,7 +69,7 @@ def _child(conn, build, build_args, max_pixels: int) -> None:
     except BaseException as e:  # noqa: BLE001 - reported to the server, which exits with its message
         conn.send(("error", type(e).__name__, str(e)))
         return
-    conn.send(("ready", restorer.backend.name))
+    conn.send(("ready", restorer.backend.name, getattr(restorer.backend, "device", "")))
     while True:
         try:
             raw = conn.recv_bytes()
@@ -95,7 +95,7 @@ class PredictorProcess:
 
     def __init__(self, build, build_args: tuple, max_pixels: int, name: str = "ppir-predictor"):
         self.build, self.build_args, self.max_pixels, self.name = build, build_args, max_pixels, name
-        self.backend = types.SimpleNamespace(name="")
+        self.backend = types.SimpleNamespace(name="", device="")
         self._conn = self._proc = None
         self._start()
 
@@ -116,7 +116,7 @@ class PredictorProcess:
             proc.join(5)
             conn.close()
             raise _rebuild(message[1], message[2])
-        self.backend.name = message[1]
+        self.backend.name, self.backend.device = message[1], message[2]
         self._conn, self._proc = conn, proc
 
     def restore(self, raw) -> tuple[bytes, int, int]:

@@ -258,6 +258,8 @@ def main(argv=None, prog: str | None = None) -> int:
     try:
         pool.start()  # BackendError (missing model.onnx, bad program) -> one line, exit 2
         config.backend_name = pool.backends[0].backend.name
+        # the device the predictors really run on (the backend's own word: "cpu", "gpu:0"), not the flag asked for
+        device = getattr(pool.backends[0].backend, "device", "") or "unknown"
         app = create_app(pool, config, stats)
         sock = _bind(args.host, args.port)
         host, port = sock.getsockname()[:2]
@@ -269,8 +271,8 @@ def main(argv=None, prog: str | None = None) -> int:
         where = (f"{args.workers} predictor(s){' in child processes' if hasattr(pool.backends[0], 'close') else ''}"
                  f" x {threads} thread(s)" if stop_ray is None else
                  f"{args.workers} request(s) at once x {args.cpu_threads or 1} CPU(s) per replica")
-        log.info("%s on %s, %s, queue %d, max %d pixels, bodies at most %.0f MB each, %.0f MB in flight",
-                 info.model_name, config.backend_name, where, queue_size, args.max_pixels,
+        log.info("%s on %s, device %s, %s, queue %d, max %d pixels, bodies at most %.0f MB each, %.0f MB in flight",
+                 info.model_name, config.backend_name, device, where, queue_size, args.max_pixels,
                  config.body_limit() / (1 << 20), config.inflight_limit() / (1 << 20))
         print(f"ppir serving: listening on http://{shown}:{port} (pid {os.getpid()})", file=sys.stderr, flush=True)
         # Everything imported so far (Paddle, OpenCV, FastAPI: ~130k objects) lives as long as the server; a full

@@ -15,7 +15,7 @@ from ppir.cli import run
 from ppir.infer import runner
 
 from bad_input_checks import error_lines, snapshot
-from conftest import REPO, golden_file, tiny_hinet
+from conftest import REPO, golden_file
 
 TOOLS = ("predict", "paddle", "onnxruntime")
 RUNNERS = ("paddle", "onnxruntime")
@@ -25,14 +25,9 @@ CONFIG = os.path.join(REPO, "configs", "hinet_sidd_0.5x.yml")
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """conftest's tiny HINet (the weights predict.py loads too), exported with its ONNX model in this process."""
-    from ppir.export import export_model, run_paddle2onnx
-
-    folder = str(tmp_path_factory.mktemp("tiny_hinet"))
-    export_model(tiny_hinet(), folder)
-    run_paddle2onnx(folder, os.path.join(folder, "model.onnx"), in_process=True)
-    return folder
+def model_dir(tiny_hinet_export):
+    """conftest's tiny HINet (the weights predict.py loads too), exported with its ONNX model (shared by the run)."""
+    return tiny_hinet_export
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ except ImportError:
         raise
     pytest.skip("fastapi/uvicorn not installed (pip install -r requirements.txt)", allow_module_level=True)
 
-from conftest import REPO, export_tiny_hinet  # noqa: E402
+from conftest import REPO  # noqa: E402
 from ppir.serving import launch  # noqa: E402
 from ppir.serving.client import get_json, post_json, post_raw  # noqa: E402
 from ppir.serving.protocol import image_size_from_header  # noqa: E402
@@ -36,8 +36,8 @@ MB = 1 << 20
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return export_tiny_hinet(str(tmp_path_factory.mktemp("abuse_hinet")))
+def model_dir(tiny_hinet_export):
+    return tiny_hinet_export
 
 
 def serve(tmp_path_factory, name, *args):
@@ -119,7 +119,9 @@ def one_line_error(body, status):
     assert body["errorCode"] == status and body["errorMsg"] and "\n" not in body["errorMsg"], body
 
 
-def wait_for(condition, timeout=10.0):
+def wait_for(condition, timeout=60.0):
+    """Poll until `condition()` holds; `timeout` only keeps a broken server from hanging the test (a generous
+    guard, not a speed claim: a busy 2-core machine can be slow)."""
     deadline = time.time() + timeout
     while not condition():
         assert time.time() < deadline, "condition not reached"
@@ -242,12 +244,13 @@ def test_bodies_in_flight_are_bounded(tight):
     holder = open_upload(tight.url, 4_000_000, b'{"image": "')  # 4 MB announced, 11 bytes sent
     try:
         wait_for(lambda: get_json(tight.url + "/metrics")[1]["inflight_bytes"]["now"] == 4_000_000)
-        # another large body would take the bodies in flight past 6 MB: refused before a byte of it is sent
-        t0 = time.perf_counter()
+        # another large body would take the bodies in flight past 6 MB: refused before a byte of it is sent. No
+        # byte of it is ever sent, so an answer at all shows the server did not wait for the body (had it read
+        # it, --body-timeout would have answered 408): the behaviour needs no wall-clock bound
         second = open_upload(tight.url, 3 * MB)
-        status, headers, body = read_answer(second, timeout=5)
+        status, headers, body = read_answer(second, timeout=60)
         second.close()
-        assert status == 503 and time.perf_counter() - t0 < 2
+        assert status == 503
         one_line_error(body, 503)
         assert "--max-inflight-mb" in body["errorMsg"] and int(headers["retry-after"]) >= 1
         # over the per-request limit: 413, also unread
@@ -272,12 +275,15 @@ def test_bodies_in_flight_are_bounded(tight):
 
 
 def test_stalled_body_times_out_and_frees_its_bytes(tight):
+    # The clock starts before the connection opens, so the server's 5 s (--body-timeout) lies wholly inside what
+    # this process measures: at least 5 s, whatever the load (the server cannot time out a body before it was
+    # announced). No upper bound: how late a busy machine answers is a speed, not the behaviour under test.
+    t0 = time.perf_counter()
     stalled = open_upload(tight.url, 3 * MB, b'{"image": "')
     try:
         wait_for(lambda: get_json(tight.url + "/metrics")[1]["inflight_bytes"]["now"] == 3 * MB)
-        t0 = time.perf_counter()
-        status, _, body = read_answer(stalled, timeout=10)
-        assert status == 408 and 4 < time.perf_counter() - t0 < 9
+        status, _, body = read_answer(stalled, timeout=120)
+        assert status == 408 and time.perf_counter() - t0 >= 5.0 - 0.05  # asyncio may fire a timer a tick early
         one_line_error(body, 408)
         assert "5 s" in body["errorMsg"]
     finally:
@@ -351,3 +357,48 @@ def test_expected_wait_beyond_queue_timeout_is_refused_at_once(tight):
     _, metrics = get_json(tight.url + "/metrics")
     assert metrics["rejected"]["expected_wait"] == len(by_estimate)
     assert metrics["rejected"]["queue_timeout"] == len(timed_out)
+
+
+def raw_request(url, head: bytes, body: bytes = b"", timeout=60):
+    """Send `head` (request line and headers, without the blank line) and `body` as they are: (status, JSON)."""
+    sock = socket.create_connection(host_port(url), timeout=timeout)
+    try:
+        sock.sendall(head + b"\r\n\r\n" + body)
+        status, _, answer = read_answer(sock, timeout)
+        return status, answer
+    finally:
+        sock.close()
+
+
+def test_a_body_without_content_length_is_refused_in_one_line(plain):
+    # neither Content-Length nor chunked: HTTP/1.1 says the request has no body, so there is no image
+    status, body = raw_request(plain.url, b"POST /image-restoration HTTP/1.1\r\nHost: t\r\n"
+                                          b"Content-Type: application/json\r\nConnection: close")
+    assert status == 400, body
+    one_line_error(body, 400)
+
+
+def test_the_body_decides_not_the_content_type(plain):
+    """The server reads the body as JSON whatever Content-Type says (curl -d sends a form type by default): a JSON
+    body under a wrong type is served; what is not JSON (here a multipart upload of the image) is one-line 400."""
+    payload = json.dumps({"image": base64.b64encode(png(16)).decode()}).encode()
+    status, body = raw_request(plain.url, b"POST /image-restoration HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                                          b"Content-Type: text/plain\r\nContent-Length: %d" % len(payload), payload)
+    assert status == 200 and body["result"]["size"] == [16, 16], body
+    form = (b"--XyZ\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n"
+            b"Content-Type: image/png\r\n\r\n" + png(16) + b"\r\n--XyZ--\r\n")
+    status, body = raw_request(plain.url, b"POST /image-restoration HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                                          b"Content-Type: multipart/form-data; boundary=XyZ\r\n"
+                                          b"Content-Length: %d" % len(form), form)
+    assert status == 400, body
+    one_line_error(body, 400)
+
+
+def test_a_body_that_is_not_utf8_is_refused_in_one_line(plain):
+    payload = b'{"image": "\xff\xfe\xfd", "logId": "\xc3\x28"}'
+    status, body = raw_request(plain.url, b"POST /image-restoration HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                                          b"Content-Type: application/json\r\nContent-Length: %d" % len(payload),
+                               payload)
+    assert status == 400, body
+    one_line_error(body, 400)
+    assert plain.proc.poll() is None

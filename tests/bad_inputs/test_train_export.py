@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from bad_input_checks import one_error, snapshot
-from conftest import REPO, golden_file, tiny_hinet
+from conftest import REPO, golden_file
 
 import ppir  # noqa: E402  (sets OMP threads before paddle)
 from ppir.cli import run  # noqa: E402
@@ -87,12 +87,8 @@ def copy_run(trained, tmp_path, **train):
 
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory):
-    from ppir.export import export_model
-
-    folder = str(tmp_path_factory.mktemp("export"))
-    export_model(tiny_hinet(), folder)
-    return folder
+def export_dir(tiny_hinet_export):
+    return tiny_hinet_export
 
 
 # ------------------------------------------------------------------------------------------------ training

@@ -201,21 +201,17 @@ def test_old_spellings_still_work():
     assert quant.parse_args(["--model-dir", "m", "--calib-num", "4"]).calib_num == 4
 
 
-def test_a_server_started_by_hand_puts_its_pixel_limit_in_force(tmp_path):
+def test_a_server_started_by_hand_puts_its_pixel_limit_in_force(tmp_path, tiny_hinet_export):
     """OpenCV reads OPENCV_IO_MAX_IMAGE_PIXELS when it is loaded, which importing ppir does: `ppir serve` started
     without the variable sets it and runs its own command line again (same pid), so the limit is in force."""
     import signal
     import time
 
-    from conftest import tiny_hinet
-    from ppir.export import export_model
-
-    export_model(tiny_hinet(), str(tmp_path / "export"))
     env = {k: v for k, v in os.environ.items() if k != "OPENCV_IO_MAX_IMAGE_PIXELS"}
     env["PYTHONPATH"] = REPO
     log = tmp_path / "server.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "ppir", "serve", "--model_dir", str(tmp_path / "export"),
+        proc = subprocess.Popen([sys.executable, "-m", "ppir", "serve", "--model_dir", tiny_hinet_export,
                                  "--port", "0", "--max-pixels", "1000000", "--predictor-process", "no"],
                                 stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
     try:

@@ -9,7 +9,7 @@ import skimage.data
 
 import ppir
 
-from conftest import REPO, run_tool
+from conftest import REPO, run_tool_here as run_tool  # in this process: the tool, not a fresh interpreter, is tested
 
 SMALL = {  # reduced widths keep the CPU test quick; the code paths are the full networks'
     "hinet": ("hinet_sidd_0.5x.yml", ["model.wf=8"]),

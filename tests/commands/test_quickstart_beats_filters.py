@@ -10,12 +10,9 @@ beat every filter at the value best for that very image. About 3-5 minutes on 2 
 """
 import glob
 import os
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO
 from ppir.baselines import NamedMetric, best_filters, best_of
 from ppir.data.image_io import read_image, to_uint8
 from ppir.infer.loop import metric_functions
@@ -24,12 +21,9 @@ MARGIN_DB = 1.0
 
 
 @pytest.fixture(scope="module")
-def quick_start(tmp_path_factory):
-    out = tmp_path_factory.mktemp("qs") / "mirnet"
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "quickstart.py"), "--output", str(out)],
-                          capture_output=True, text=True, cwd=REPO, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out, proc.stdout
+def quick_start(default_quick_start):
+    """conftest's one run of `python tools/quickstart.py` with its defaults (shared with the README test)."""
+    return default_quick_start
 
 
 def _pairs(out, names, restored=False):

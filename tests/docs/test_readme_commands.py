@@ -1,7 +1,11 @@
 """Every command line in README.md / README_en.md is run here (or shown to be what CI / the TIPC chain runs).
 
 The commands run in order, in a scratch workspace that links the repo's code and holds small stand-ins for
-what a user would have: a fake official HINet checkpoint, a tiny SIDD in the official layout, a fake MIMO-UNet
+what a user would have. The scripts that only read, convert and write files (IN_PROCESS) run in this process,
+as their own `__main__` (runpy) with the command line and working folder the README gives: each is a thin wrapper
+over `ppir.cli.run`, so a fresh interpreter would add only Paddle's import time. Training, the distributed
+launch, the server and `python tools/quickstart.py` (conftest's shared run) are real processes. The rest of the
+stand-ins: a fake official HINet checkpoint, a tiny SIDD in the official layout, a fake MIMO-UNet
 .pkl. Nothing is rewritten except what this file says: short training runs (`-o train.iters=...`), tiny widths
 for the paper configs (full-size networks take minutes per step on CPU), and a free port for the server.
 A README command that no rule here knows fails the test, so a new command cannot land unexercised.
@@ -20,6 +24,9 @@ from ppir.serving import launch
 from torch_format import official_checkpoint
 
 READMES = ("README.md", "README_en.md")
+IN_PROCESS = {"tools/make_synthetic_data.py", "tools/convert_weights.py", "tools/model_info.py", "tools/eval.py",
+              "tools/predict.py", "tools/export_model.py", "tools/export_onnx.py", "deploy/inference_python/infer.py",
+              "deploy/onnxruntime/infer.py", "deploy/serving/client.py"}
 LINKED = ("ppir", "tools", "configs", "deploy")
 # Paper configs run at a tiny width (by model type) so a training step takes a second, not minutes.
 SHRINK = {"HINet": ["model.wf=8"], "MIRNet": ["model.n_feat=8", "model.n_RRG=1", "model.n_MSRB=1"],
@@ -123,8 +130,9 @@ def workspace(tmp_path_factory):
 
 # ---------------------------------------------------------------------------------------------- rules
 class Runner:
-    def __init__(self, ws):
+    def __init__(self, ws, quick_start):
         self.ws = ws
+        self.quick_start = quick_start  # conftest's run of `python tools/quickstart.py`: (folder, console output)
         self.server = None
         self.done = []
 
@@ -136,7 +144,32 @@ class Runner:
         return proc.stdout
 
     def python(self, args, extra=()):
+        if args and args[0] in IN_PROCESS:
+            return self.in_process(args[0], [*args[1:], *extra])
         return self.run([sys.executable, *args, *extra])
+
+    def in_process(self, script, argv):
+        """`python <script> <argv>` as this process's __main__, from the workspace: its exit code must be 0."""
+        import contextlib
+        import io
+        import runpy
+
+        out, err = io.StringIO(), io.StringIO()
+        saved_argv, saved_cwd, saved_path = sys.argv, os.getcwd(), list(sys.path)  # scripts prepend their checkout
+        sys.argv = [script, *map(str, argv)]
+        code = 0
+        try:
+            os.chdir(self.ws)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                runpy.run_path(os.path.join(self.ws, script), run_name="__main__")
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        finally:
+            sys.argv, sys.path[:] = saved_argv, saved_path
+            os.chdir(saved_cwd)
+        assert code == 0, f"{shlex.join([script, *map(str, argv)])} -> exit {code}\n{out.getvalue()[-3000:]}\n" \
+                          f"{err.getvalue()[-3000:]}"
+        return out.getvalue()
 
     def handle(self, cmd):
         """Run one README command line; returns what was done (for the record)."""
@@ -174,9 +207,13 @@ class Runner:
         paper = config is not None and not config.startswith("configs/demo/")
         shrink = SHRINK[model_type(config)] if paper else []
         extra = []
-        if script == "tools/quickstart.py":
-            extra = ["--iters", "2", "--output", "output/quickstart_test"]
-        elif script == "tools/train.py":
+        if args == ["python", "tools/quickstart.py"]:
+            # This very command, with its defaults, ran once for the whole test run (conftest's
+            # default_quick_start, shared with the quick-start tests); its results are checked below.
+            assert self.quick_start[0].is_dir(), cmd
+            self.done.append(("ran once per test run (conftest.default_quick_start)", cmd))
+            return
+        if script == "tools/train.py":
             short = list(SHORT_TRAIN)
             if "--resume" in rest:  # continue the previous run by one more step
                 short = [o for o in short if not o.startswith("train.iters")] + ["train.iters=3"]
@@ -236,8 +273,8 @@ class Runner:
             self.server.stop()
 
 
-def test_every_readme_command_runs(workspace):
-    runner = Runner(workspace)
+def test_every_readme_command_runs(workspace, default_quick_start):
+    runner = Runner(workspace, default_quick_start)
     try:
         for cmd in readme_commands("README_en.md"):
             runner.handle(cmd)
@@ -245,8 +282,9 @@ def test_every_readme_command_runs(workspace):
         runner.stop()
     ws = workspace
     # What the commands promise to leave behind.
-    assert os.path.isfile(os.path.join(ws, "output/quickstart_test/metrics.md"))
-    assert os.listdir(os.path.join(ws, "output/quickstart_test/restored"))
+    qs_out, qs_printed = default_quick_start
+    assert (qs_out / "metrics.md").read_text(encoding="utf-8") in qs_printed  # the table it printed, on disk too
+    assert sorted(os.listdir(qs_out / "restored")) == sorted(os.listdir(qs_out / "data" / "lq"))
     assert os.path.isfile(os.path.join(ws, "weights/hinet_sidd_1x.pdparams"))
     assert os.path.isfile(os.path.join(ws, "inference/mirnet_demo/model.onnx"))
     assert sorted(os.listdir(os.path.join(ws, "output/predict"))) == sorted(os.listdir(os.path.join(ws, "data/demo_noise/lq")))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import run_tool
+from conftest import run_tool_here as run_tool  # in this process: the tool, not a fresh interpreter, is tested
 
 import ppir
 import paddle  # noqa: E402

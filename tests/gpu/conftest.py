@@ -2,14 +2,17 @@
 
     NVIDIA_TF32_OVERRIDE=0 python -m pytest -q tests/gpu
 
-Without a CUDA device every test here skips with the reason. `PPIR_GPU_SUITE_DEVICE=cpu` forces the suite onto
-the CPU: the checks that mean something there run (forward parity, fp32 training and exact resume, Paddle
-Inference with dynamic shapes and tiles, serving), and those that need a GPU (AMP numerics, TensorRT, two GPUs)
+Without a CUDA device every test here skips with the reason, so a GPU machine whose wheel cannot see its card
+would look green: `PPIR_REQUIRE_GPU=1` (set by tests/gpu/run.sh unless told otherwise) turns every "no GPU" skip
+into a failure with one line saying why. `PPIR_GPU_SUITE_DEVICE=cpu` forces the suite onto the CPU: the checks
+that mean something there run (forward parity, fp32 training and exact resume, Paddle Inference with dynamic
+shapes and tiles, serving, AMP's float32 fallback), and those that need a GPU (AMP numerics, TensorRT, two GPUs)
 skip with a reason. That mode proves the suite executes where no GPU is lent.
 """
 import os
 
 FORCED_CPU = os.environ.get("PPIR_GPU_SUITE_DEVICE", "").strip().lower() == "cpu"
+REQUIRE_GPU = os.environ.get("PPIR_REQUIRE_GPU", "").strip().lower() in ("1", "true", "yes", "on")
 if FORCED_CPU:
     os.environ["CUDA_VISIBLE_DEVICES"] = ""  # the trainer and the backends pick the GPU whenever one is visible
 # TF32 would make GPU float32 convs/matmuls round to 10-bit mantissas; the tolerances here assume true float32.
@@ -38,15 +41,24 @@ def _no_gpu_reason() -> str:
             f"machine, or set PPIR_GPU_SUITE_DEVICE=cpu to run the checks a CPU can run")
 
 
+def no_gpu(reason: str):
+    """Skip for want of a GPU, or fail with `reason` on one line when PPIR_REQUIRE_GPU=1 says a GPU must be here."""
+    if REQUIRE_GPU:
+        pytest.fail(f"PPIR_REQUIRE_GPU=1: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def device():
-    """'gpu:0', or 'cpu' when forced; skips the test when neither applies."""
+    """'gpu:0', or 'cpu' when forced; skips the test when neither applies (fails under PPIR_REQUIRE_GPU=1)."""
     import paddle
 
     if FORCED_CPU:
+        if REQUIRE_GPU:
+            pytest.fail("PPIR_REQUIRE_GPU=1 and PPIR_GPU_SUITE_DEVICE=cpu ask for opposite things", pytrace=False)
         return "cpu"
     if gpu_count() < 1:
-        pytest.skip(_no_gpu_reason())
+        no_gpu(_no_gpu_reason())
     try:  # the same as the environment variables above, for a process that imported paddle before this file
         paddle.set_flags({"FLAGS_cudnn_deterministic": True})
     except Exception:  # noqa: BLE001 - flag names differ between builds; the env variable is the main route

@@ -11,12 +11,12 @@ from ppir.infer.backends import (KINDS, Backend, BackendError, DygraphBackend, O
                                  PaddleInferenceBackend, make_backend, warm_up)
 from ppir.infer.deploy_info import DeployInfo, read_deploy_info
 
-from conftest import REPO, export_tiny_hinet, tiny_hinet
+from conftest import REPO, tiny_hinet
 
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory):
-    return export_tiny_hinet(str(tmp_path_factory.mktemp("factory_hinet")))
+def export_dir(tiny_hinet_export):
+    return tiny_hinet_export
 
 
 def test_every_kind_from_one_factory(export_dir):

@@ -58,7 +58,7 @@ def test_shipped_fixtures_are_the_documented_files():
     here = os.path.join(REPO, "tests", "fixtures", "golden")
     table = re.findall(r"^\| `(\S+\.npz)` \| [\d,]+ \| `([0-9a-f]{64})` \|$",
                        open(os.path.join(here, "README.md"), encoding="utf-8").read(), re.M)
-    assert len(table) == 4
+    assert len(table) == 5
     for name, digest in table:
         with open(os.path.join(here, name), "rb") as f:
             assert hashlib.sha256(f.read()).hexdigest() == digest, name
@@ -85,3 +85,19 @@ def test_perturbed_files_really_test_the_renames(name, suffix, default, final):
         outs = model(paddle.to_tensor(d["input/0"]))
         got = (outs if isinstance(outs, (list, tuple)) else [outs])[final].numpy()
         assert np.abs(got - d[f"output/0/{final}"]).max() > 1e-3
+
+
+def test_hinet_gopro_placement_is_what_the_parity_checks():
+    """hinet_wf8_hin34_perturbed.npz (HINet-GoPro's instance norms, encoder levels 3-4) passes test_golden_outputs
+    only with that placement: the same weights in a network with the SIDD placement (levels 0-4; the extra norms
+    keep their default init) give other outputs, so the parity test pins where the norms sit."""
+    path = golden_file("hinet_wf8_hin34_perturbed.npz")
+    meta = golden_meta(path)
+    assert (meta["constructor_kwargs"]["hin_position_left"], meta["constructor_kwargs"]["hin_position_right"]) == (3, 4)
+    sidd = ppir.build_model({"type": "HINet", **{**meta["constructor_kwargs"], "hin_position_left": 0}})
+    report = ppir.load_weights(sidd, path, allow_partial=True)
+    assert report.missing and all(".norm." in k for k in report.missing)  # only the extra norms lack weights
+    sidd.eval()
+    with np.load(path) as d, paddle.no_grad():
+        got = sidd(paddle.to_tensor(d["input/0"]))[1].numpy()
+        assert np.abs(got - d["output/0/1"]).max() > 1e-3

@@ -42,9 +42,9 @@ START_TIMEOUT = 180
 
 # ------------------------------------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="session")
-def hinet_dir(tmp_path_factory):
-    """A tiny HINet export (dynamic shape) with its model.onnx."""
-    return export_tiny_hinet(str(tmp_path_factory.mktemp("serving_hinet")))
+def hinet_dir(tiny_hinet_export):
+    """A tiny HINet export (dynamic shape) with its model.onnx (conftest's, shared by the run)."""
+    return tiny_hinet_export
 
 
 @pytest.fixture(scope="session")
