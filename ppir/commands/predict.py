@@ -58,6 +58,11 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def memory_budget(args) -> int:
+    """--max-memory in bytes, or this machine's default budget."""
+    return default_budget() if args.max_memory is None else args.max_memory
+
+
 def build_restorer(args, notes=None):
     """The network of -c/--weights as an ImageRestorer: built once here, or once by each worker of --engine ray
     (where --max-memory's default is that worker's machine's)."""
@@ -67,9 +72,9 @@ def build_restorer(args, notes=None):
 
     model = ppir.build_model(args.config, flat_overrides(args))
     ppir.load_weights(model, args.weights)
-    budget = default_budget() if args.max_memory is None else args.max_memory
     return ImageRestorer.for_model(model, backend=args.backend, tile=args.tile, tile_overlap=args.tile_overlap,
-                                   max_memory=budget, output="float", notes=notes or print_note)
+                                   max_memory=memory_budget(args), output="float",
+                                   notes=notes or print_note)
 
 
 def main(argv=None):
@@ -89,7 +94,8 @@ def main(argv=None):
         return _run_on_ray(args, files, names)
     restorer = build_restorer(args, notes=lambda msg: tqdm.write(msg, file=sys.stderr))  # bad --tile: ConfigError
     bar = tqdm(total=len(files), desc="restoring", unit="img", disable=len(files) < 2)
-    summary = restore_items(restorer, file_items(files, save_dir=args.output, names=names, max_memory=budget),
+    summary = restore_items(restorer, file_items(files, save_dir=args.output, names=names,
+                                                        max_memory=memory_budget(args)),
                             report=lambda *_: bar.update(1),
                             errors=lambda msg: tqdm.write(f"error: {msg}", file=sys.stderr))
     bar.close()

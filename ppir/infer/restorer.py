@@ -41,6 +41,7 @@ class ImageRestorer:
         self.multiple, self.min_size = info.size_multiple, info.min_size
         self.blend = blend
         self.batch_size = max(1, int(batch_size))
+        self.max_memory = int(max_memory or 0)  # also what the loop judges image headers against
         self.self_ensemble = bool(self_ensemble)
         self.notes = notes
         if output not in ("uint8", "float"):

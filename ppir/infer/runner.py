@@ -306,8 +306,8 @@ def main(argv=None, backend: str = "paddle", prog: str | None = None) -> int:
     engine = restorer.backend
     warmup = args.warmup if args.warmup is not None else (1 if args.benchmark else 0)
     with _stdout_to_stderr():  # first runs print oneDNN pass notes on stdout; keep stdout parseable
-        warm_up(restorer, files, warmup, budget)
-    items = file_items(files, args.gt_dir, args.save_dir, names, max_memory=budget)
+        warm_up(restorer, files, warmup, restorer.max_memory)
+    items = file_items(files, args.gt_dir, args.save_dir, names, max_memory=restorer.max_memory)
     summary = restore_items(restorer, items, score=pixel_scores() if args.gt_dir else None, report=print_line())
     if summary.psnr:
         print(average_line(summary), flush=True)

@@ -114,7 +114,8 @@ class RestoreWorker:
             except ImageError as e:
                 raise ImageError(str(e).replace(path, shown[path])) from None
 
-        items = file_items(list(shown), self.gt_dir, read=read_as_shown)
+        items = file_items(list(shown), self.gt_dir, read=read_as_shown,
+                           max_memory=getattr(self.restorer, "max_memory", 0))  # headers judged, as locally
         for item, r in zip(items, rows):
             item.source = r["shown"]
         return items
