@@ -78,9 +78,12 @@ class RemoteRestorer:
     """What a predictor thread of the pool holds with --engine ray: called like an ImageRestorer (image in,
     uint8 image out, by ``ppir.serving.child.restore_png``), it restores on whichever replica Serve picks."""
 
-    def __init__(self, handle, backend_name: str):
+    def __init__(self, handle, backend_name: str, budget: int = 0):
         self.handle = handle
         self.backend = types.SimpleNamespace(name=backend_name)
+        # restore_png judges an upload's header against planner.budget before decoding it, as for a local
+        # predictor: each replica's share of --max-memory (0 with --tile, where tiles bound the memory)
+        self.planner = types.SimpleNamespace(budget=int(budget))
 
     def __call__(self, img):
         from ray.exceptions import ActorUnavailableError, RayActorError

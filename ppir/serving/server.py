@@ -244,7 +244,7 @@ def main(argv=None, prog: str | None = None) -> int:
         args.workers = most * args.max_ongoing_requests  # pool threads only wait on replicas
 
         def factory(i):
-            return RemoteRestorer(handle, backend_name)
+            return RemoteRestorer(handle, backend_name, 0 if remote.tile else predictor_budget(remote))
     elif args.predictor_process == "yes" or (args.predictor_process == "auto" and args.backend == "paddle"):
         from .child import PredictorProcess
 
