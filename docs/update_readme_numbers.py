@@ -106,6 +106,7 @@ _VOLATILE = [
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d",          # timestamps
     r"[\d.]+ ?it/s", r"eta [\d:]+", r"in [\d.]+ ?s\b", r"[\d.]+ ?s\b", r"[\d.]+s;",
     r"\d+ image\(s\), [\d.]+ s",
+    r"lr: .*$",                                     # the config line's schedule
 ]
 
 
@@ -127,8 +128,14 @@ def quality_numbers(block: str) -> list[tuple[str, float]]:
             key = (m.group(1) or "").lower()
             if key == "lr":
                 continue
-            kind = "psnr" if key == "psnr" else "ssim" if key.startswith("ssim") else "other"
-            found.append((kind, float(m.group(2))))
+            value = float(m.group(2))
+            if key in ("psnr", "ssim", "ssim3d"):
+                kind = "psnr" if key == "psnr" else "ssim"
+            elif key == "loss":
+                kind = "other"
+            else:  # an unlabelled column (the eval table): PSNR in dB, or SSIM below 1.5
+                kind = "psnr" if abs(value) > 1.5 else "ssim"
+            found.append((kind, value))
         margin = re.search(r"([+-]\d+\.\d\d) dB", line)
         if margin and line.startswith("restored vs "):
             found.append(("psnr", float(margin.group(1))))

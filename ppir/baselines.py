@@ -127,6 +127,7 @@ class BaselineResult:
     scores: dict  # metric name -> mean over the pairs
     at_edge: bool = False  # the best value is the grid's first or last: a wider grid might do better
     seconds: float = math.nan  # per image, the chosen parameter (decoded 8-bit image in, 8-bit image out)
+    per_image: tuple = ()  # metric name -> score, for each pair in order, with the chosen parameter
 
     def short(self) -> str:
         """The method and its chosen parameter: "bilateral ..., sigmaColor 100", or the name alone."""
@@ -150,8 +151,10 @@ def _name(metric) -> str:
     return getattr(metric, "name", type(metric).__name__.lower())
 
 
-def _mean_scores(outputs, gts, metrics) -> dict:
-    return {_name(m): float(np.mean([m(o, g) for o, g in zip(outputs, gts)])) for m in metrics}
+def _scores(outputs, gts, metrics) -> tuple[dict, tuple]:
+    """(metric name -> mean over the pairs, per pair: metric name -> score)."""
+    per = tuple({_name(m): float(m(o, g)) for m in metrics} for o, g in zip(outputs, gts))
+    return {_name(m): float(np.mean([p[_name(m)] for p in per])) for m in metrics}, per
 
 
 def dataset_pairs(dataset, max_images: int | None = None) -> list:
@@ -196,7 +199,8 @@ def best_filters(pairs: Sequence, metrics: Sequence, filters: Sequence[Classical
                 best = (score, value, outs, seconds)
         _, value, outs, seconds = best
         at_edge = len(f.grid) > 1 and value in (f.grid[0], f.grid[-1])
-        results.append(BaselineResult(f.name, f.param, value, _mean_scores(outs, gts, metrics), at_edge, seconds))
+        means, per = _scores(outs, gts, metrics)
+        results.append(BaselineResult(f.name, f.param, value, means, at_edge, seconds, per))
     return results
 
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env python
 """Remake the READMEs' demo pictures from quick-start runs.
 
-  python tools/quickstart.py --model mirnet      # and hinet, mimo_unet (default output/quickstart/<model>)
+  python tools/quickstart.py --model mirnet      # and hinet, mimo_unet, mimo_unet_noise (output/quickstart/<model>)
   python docs/images/make_images.py             # writes docs/images/demo_<model>.png
 
-Each picture is a 200x200 crop (rows 40-240, columns 150-350) of the quick start's `chelsea` test image:
-degraded input | restored by Paddle Inference | clean, with 4-pixel white gaps.
+Each picture is the quick start's first `chelsea` test image (128x192 since issue 21; the pictures made before
+were 200x200 crops of the native-size image): degraded input | restored by Paddle Inference | clean, with
+4-pixel white gaps.
 """
 import argparse
 import glob
@@ -15,8 +16,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))  # this checkout's ppir
 
-CROP = (slice(40, 240), slice(150, 350))
-MODELS = ("mirnet", "hinet", "mimo_unet")
+CROP = (slice(None), slice(None))
+MODELS = ("mirnet", "hinet", "mimo_unet", "mimo_unet_noise")
 
 
 def main(argv=None) -> int:

@@ -281,6 +281,21 @@ def metrics_table(model: str, eval_json: dict, before: dict, after: dict, iters:
     return "\n".join(lines) + "\n"
 
 
+def scores_record(model: str, degradation: str, before: dict, after: dict, network_seconds: float,
+                  filters: list) -> dict:
+    """Every test image's PSNR/SSIM for the input, each classical row (at its chosen parameter) and the network,
+    with seconds per image: scores.json, what benchmarks/bench_demos.py tabulates."""
+    names = list(before)
+    return {
+        "model": model, "degradation": degradation, "images": names,
+        "input": {n: list(before[n]) for n in names},
+        "network": {"seconds_per_image": network_seconds, "scores": {n: list(after[n]) for n in names}},
+        "classical": [{"method": f.short(), "seconds_per_image": f.seconds,
+                       "scores": {n: [p["psnr"], p["ssim"]] for n, p in zip(names, f.per_image)}}
+                      for f in filters],
+    }
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     out = args.output
@@ -330,6 +345,8 @@ def main(argv=None) -> int:
     table = metrics_table(args.model, eval_json, before, after, args.iters or config_iters, filters, begin.kind,
                           network_seconds, tuple(missing_notes(degradation)))
     table_path = write_text(os.path.join(out, "metrics.md"), table)
+    write_text(os.path.join(out, "scores.json"), json.dumps(
+        scores_record(args.model, degradation, before, after, network_seconds, filters), indent=1) + "\n")
 
     print("\n" + table)
     print(f"restored images: {restored_dir}/ ; side-by-side pictures: {os.path.join(eval_dir, 'images')}/")
