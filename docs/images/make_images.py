@@ -25,11 +25,12 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", default="output/quickstart", help="folder holding <model>/ quick-start outputs")
     p.add_argument("--out", default=HERE, help="where demo_<model>.png go (default: this folder)")
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="which pictures to remake")
     args = p.parse_args(argv)
     from ppir.data.image_io import read_image, write_image
     from ppir.engine.evaluator import side_by_side
 
-    for model in MODELS:
+    for model in args.models:
         run = os.path.join(args.runs, model)
         found = sorted(glob.glob(os.path.join(run, "data", "lq", "chelsea*.png")))
         if not found:
