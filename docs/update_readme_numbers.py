@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -63,7 +64,7 @@ def blocks_from_run(out_dir: str, console: str) -> dict[str, str]:
     with open(os.path.join(out_dir, "metrics.md"), encoding="utf-8") as f:
         table = f.read()
     rows = [ln for ln in table.splitlines() if ln.startswith("|") or ln.startswith("restored vs ")]
-    table_block = "\n".join(rows[:-1] + ["", rows[-1]])
+    table_block = "\n".join(rows[:-1] + ["", rows[-1], "", f"seconds per image timed on: {machine()}"])
 
     with open(os.path.join(out_dir, "train", "train.log"), encoding="utf-8") as f:
         log = f.read().splitlines()
@@ -81,6 +82,19 @@ def blocks_from_run(out_dir: str, console: str) -> dict[str, str]:
     avg = [ln for ln in inf if ln.startswith("avg psnr")]
     infer_block = "\n".join(images + avg + [f"restored {len(images)} of {len(images)} image(s) into output"])
     return {"table": table_block, "train": train_block, "eval": eval_block, "infer": infer_block}
+
+
+def machine() -> str:
+    """This machine's CPU model and logical CPU count (the run's timings are from here: run this script where
+    the quick start ran). PPIR_MACHINE_NOTE adds a word on its load."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name)
+    except OSError:
+        pass
+    note = os.environ.get("PPIR_MACHINE_NOTE", "")
+    return f"{name}, {os.cpu_count()} logical CPUs" + (f" ({note})" if note else "")
 
 
 def readme_blocks(text: str) -> dict[str, str]:
