@@ -69,10 +69,12 @@ def main(argv=None) -> int:
     p.add_argument("--work", default="output/bench_demos", help="where the quick starts run (default %(default)s)")
     p.add_argument("--reuse", action="store_true", help="tabulate the runs already in --work instead of running")
     p.add_argument("--out", default=None, help="also write the Markdown here (e.g. docs/demo_weights/bench_demos.md)")
+    p.add_argument("--note", default="", help="a word on the machine's load during the runs, printed with it")
     args = p.parse_args(argv)
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
     lines = ["# Quick-start demos against classical methods (benchmarks/bench_demos.py)", "",
-             f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs, OMP_NUM_THREADS {threads}. PSNR in dB on "
+             f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs, OMP_NUM_THREADS {threads}"
+             + (f" ({args.note})" if args.note else "") + ". PSNR in dB on "
              "8-bit images; each classical row at the parameter best on these very images (oracle rows get the "
              "true blur kernel). Seconds per image are means timed in the same run.", ""]
     for model in args.models:
