@@ -1,11 +1,19 @@
-"""Classical filters as baselines: what a restoration network has to beat.
+"""Classical methods as baselines: what a restoration network has to beat.
 
-For a set of (degraded, ground truth) image pairs, each filter (Gaussian blur, median, bilateral, non-local
-means, all OpenCV) is run with every parameter of a small grid, and the parameter with the best mean PSNR on
-those very pairs is kept. That gives each filter every advantage (an oracle choice on the test images), so a
-network that beats the best of them adds something a tuned classical filter cannot.
+For a set of (degraded, ground truth) image pairs, each method is run with every parameter of a small grid,
+and the parameter with the best mean PSNR on those very pairs is kept. That gives each method every advantage
+(an oracle choice on the test images), so a network that beats the best of them adds something a tuned
+classical method cannot. `methods_for(degradation)` gives the methods that fit a degradation:
 
-    rows = best_filters(pairs, [PSNR(), SSIM()])     # pairs: HxWx3 RGB images (uint8, or float in [0, 1])
+* noise, rain: the OpenCV filters (Gaussian blur, median, bilateral, non-local means); for noise also BM3D,
+  blind (ppir.classical; it needs the optional `bm3d` package: without it the row is left out and
+  `missing_notes` says how to get it). Poisson-Gaussian noise goes through the generalised Anscombe transform.
+* motion blur: unsharp masking over a (sigma, amount) grid, and Wiener and Richardson-Lucy deconvolution given
+  the TRUE kernel (an oracle; pairs are then (degraded, gt, kernel) triples).
+
+Each row also has the seconds per image of its chosen parameter, timed in the run.
+
+    rows = best_filters(pairs, [PSNR(), SSIM()], methods_for("gaussian_noise"))   # pairs: HxWx3 RGB images
     print(markdown_rows(rows))
 
 Scores use the metric objects given (ppir.metrics, with the protocol of the evaluation they sit next to), or
@@ -13,12 +21,15 @@ plain functions wrapped as NamedMetric("psnr", fn) (the quick start uses the dep
 """
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import cv2
 import numpy as np
 
+from . import classical
 from .data.image_io import to_uint8
 
 
@@ -44,9 +55,17 @@ def _nlm(img, h):
 @dataclass(frozen=True)
 class ClassicalFilter:
     name: str  # what the tables call it
-    param: str  # the name of the parameter chosen
+    param: str  # the name of the parameter chosen ("" for a method with nothing to tune)
     grid: tuple  # the values tried
-    apply: Callable[[np.ndarray, float], np.ndarray]  # (uint8 RGB, value) -> uint8 RGB
+    apply: Callable  # (uint8 RGB, value) -> uint8 RGB; with needs_kernel (uint8 RGB, value, kernel)
+    needs_kernel: bool = False  # an oracle: it is given the true blur kernel of each pair
+
+
+def value_text(value) -> str:
+    """A grid value as the tables print it: 1.5, or 2/0.5 for a pair of values."""
+    if isinstance(value, (tuple, list)):
+        return "/".join(f"{v:g}" for v in value)
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
 # The grids reach past the best value on the demos' degradations (test images chelsea + camera, seed 1), so the
@@ -60,6 +79,34 @@ FILTERS = (
                     _bilateral),
     ClassicalFilter("non-local means", "h", (3, 5, 8, 12, 16, 24, 32, 40), _nlm),
 )
+BM3D_GAUSSIAN = ClassicalFilter("BM3D (blind: sigma by skimage estimate_sigma)", "", (None,), classical.bm3d_blind)
+BM3D_POISSON_GAUSSIAN = ClassicalFilter(
+    "BM3D on the generalised Anscombe transform (blind noise fit), inverse", "", (None,),
+    classical.bm3d_anscombe_blind)
+DEBLUR = (
+    ClassicalFilter("unsharp masking", "sigma/amount",
+                    tuple((s, a) for s in (1.0, 2.0, 3.0) for a in (0.25, 0.5, 1.0, 1.5, 2.0)), classical.unsharp),
+    ClassicalFilter("Wiener deconvolution, true kernel (oracle)", "balance", (0.003, 0.01, 0.03, 0.1),
+                    classical.wiener_oracle, needs_kernel=True),
+    ClassicalFilter("Richardson-Lucy, true kernel (oracle)", "iterations", (10, 20, 40, 80),
+                    classical.richardson_lucy_oracle, needs_kernel=True),
+)
+
+
+def methods_for(degradation: str | None) -> tuple:
+    """The classical methods that fit a degradation (SyntheticDataset's names; None or unknown: the filters).
+    BM3D only when the optional `bm3d` package is importable (missing_notes says so otherwise)."""
+    if degradation == "motion_blur":
+        return DEBLUR
+    bm3d = {"gaussian_noise": BM3D_GAUSSIAN, "poisson_gaussian_noise": BM3D_POISSON_GAUSSIAN}.get(degradation)
+    return FILTERS + ((bm3d,) if bm3d and classical.bm3d_available() else ())
+
+
+def missing_notes(degradation: str | None) -> list[str]:
+    """One line per strong method methods_for left out, with how to get it."""
+    if degradation in ("gaussian_noise", "poisson_gaussian_noise") and not classical.bm3d_available():
+        return [classical.BM3D_MISSING]
+    return []
 
 
 @dataclass(frozen=True)
@@ -79,11 +126,18 @@ class BaselineResult:
     value: float
     scores: dict  # metric name -> mean over the pairs
     at_edge: bool = False  # the best value is the grid's first or last: a wider grid might do better
+    seconds: float = math.nan  # per image, the chosen parameter (decoded 8-bit image in, 8-bit image out)
+    per_image: tuple = ()  # metric name -> score, for each pair in order, with the chosen parameter
+
+    def short(self) -> str:
+        """The method and its chosen parameter: "bilateral ..., sigmaColor 100", or the name alone."""
+        return f"{self.name}, {self.param} {value_text(self.value)}" if self.param else self.name
 
     def label(self) -> str:
-        value = f"{self.value:g}"
+        if not self.param:
+            return self.name
         edge = ", at the end of its grid" if self.at_edge else ""
-        return f"{self.name}, {self.param} {value} (best on these images{edge})"
+        return f"{self.short()} (best on these images{edge})"
 
 
 def _uint8(img) -> np.ndarray:
@@ -97,17 +151,22 @@ def _name(metric) -> str:
     return getattr(metric, "name", type(metric).__name__.lower())
 
 
-def _mean_scores(outputs, gts, metrics) -> dict:
-    return {_name(m): float(np.mean([m(o, g) for o, g in zip(outputs, gts)])) for m in metrics}
+def _scores(outputs, gts, metrics) -> tuple[dict, tuple]:
+    """(metric name -> mean over the pairs, per pair: metric name -> score)."""
+    per = tuple({_name(m): float(m(o, g)) for m in metrics} for o, g in zip(outputs, gts))
+    return {_name(m): float(np.mean([p[_name(m)] for p in per])) for m in metrics}, per
 
 
 def dataset_pairs(dataset, max_images: int | None = None) -> list:
-    """(degraded, gt) HxWx3 float images of a ppir dataset's first `max_images` samples (all by default)."""
+    """(degraded, gt) HxWx3 float images of a ppir dataset's first `max_images` samples (all by default);
+    (degraded, gt, true kernel) for a whole-image motion-blur SyntheticDataset (the oracle rows need it)."""
     n = len(dataset) if not max_images else min(len(dataset), max_images)
+    kernels = getattr(dataset, "degradation", "") == "motion_blur" and not getattr(dataset, "patch_size", 0)
     out = []
     for i in range(n):
         sample = dataset[i]
-        out.append((np.transpose(sample["lq"], (1, 2, 0)), np.transpose(sample["gt"], (1, 2, 0))))
+        pair = (np.transpose(sample["lq"], (1, 2, 0)), np.transpose(sample["gt"], (1, 2, 0)))
+        out.append(pair + (dataset.blur_kernel(i),) if kernels else pair)
     return out
 
 
@@ -119,20 +178,29 @@ def best_filters(pairs: Sequence, metrics: Sequence, filters: Sequence[Classical
         raise ValueError("best_filters needs at least one image pair")
     if not metrics:
         raise ValueError("best_filters needs at least one metric")
-    lqs = [_uint8(lq) for lq, _ in pairs]
-    gts = [_uint8(gt) for _, gt in pairs]
+    lqs = [_uint8(p[0]) for p in pairs]
+    gts = [_uint8(p[1]) for p in pairs]
+    kernels = [p[2] if len(p) > 2 else None for p in pairs]
     chooser = metrics[0] if select is None else next(m for m in metrics if _name(m) == select)
     results = []
     for f in filters:
+        if f.needs_kernel and any(k is None for k in kernels):
+            raise ValueError(f"{f.name} needs each pair's true blur kernel: pass (degraded, gt, kernel) triples")
         best = None
         for value in f.grid:
-            outs = [f.apply(lq, value) for lq in lqs]
+            start = time.perf_counter()
+            if f.needs_kernel:
+                outs = [f.apply(lq, value, k) for lq, k in zip(lqs, kernels)]
+            else:
+                outs = [f.apply(lq, value) for lq in lqs]
+            seconds = (time.perf_counter() - start) / len(lqs)
             score = float(np.mean([chooser(o, g) for o, g in zip(outs, gts)]))
             if best is None or score > best[0]:
-                best = (score, value, outs)
-        _, value, outs = best
+                best = (score, value, outs, seconds)
+        _, value, outs, seconds = best
         at_edge = len(f.grid) > 1 and value in (f.grid[0], f.grid[-1])
-        results.append(BaselineResult(f.name, f.param, value, _mean_scores(outs, gts, metrics), at_edge))
+        means, per = _scores(outs, gts, metrics)
+        results.append(BaselineResult(f.name, f.param, value, means, at_edge, seconds, per))
     return results
 
 
@@ -141,11 +209,11 @@ def best_of(results: Sequence[BaselineResult], metric: str = "psnr") -> Baseline
 
 
 def markdown_rows(results: Sequence[BaselineResult], count: int, metric_names: Sequence[str]) -> list[str]:
-    """Table rows in the layout `| images | count | <metric> | ... |` the evaluation tables use."""
+    """Table rows in the layout `| images | count | <metric> | ... | seconds per image |`."""
     rows = []
     for r in results:
         cells = [f"{r.scores[m]:.2f}" if m == "psnr" else f"{r.scores[m]:.4f}" for m in metric_names]
-        rows.append(f"| {r.label()} | {count} | " + " | ".join(cells) + " |")
+        rows.append(f"| {r.label()} | {count} | " + " | ".join(cells) + f" | {r.seconds:.3g} |")
     return rows
 
 
@@ -154,5 +222,5 @@ def text_rows(results: Sequence[BaselineResult], metric_names: Sequence[str], la
     """Rows aligned like ppir.engine.evaluator.format_table's, one per filter, with its chosen parameter (and a
     word when that parameter ends the filter's grid)."""
     return [f"{r.name[:label_width - 1]:<{label_width}}" + "".join(f"{r.scores[m]:>{width}.4f}" for m in metric_names)
-            + f"   ({r.param} {r.value:g}" + (", the end of its grid: a wider one might do better" if r.at_edge else "")
-            + ")" for r in results]
+            + "   (" + (f"{r.param} {value_text(r.value)}, " if r.param else "") + f"{r.seconds:.3g} s/image"
+            + (", the end of its grid: a wider one might do better" if r.at_edge else "") + ")" for r in results]

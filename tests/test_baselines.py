@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import skimage.data
 
-from ppir.baselines import FILTERS, ClassicalFilter, best_filters, best_of, markdown_rows, text_rows
+from ppir.baselines import (FILTERS, ClassicalFilter, best_filters, best_of, dataset_pairs, markdown_rows,
+                            methods_for, missing_notes, text_rows)
 from ppir.metrics import PSNR, SSIM
 
 
@@ -60,3 +61,56 @@ def test_float_images_and_rows(noisy_pairs):
     assert row.startswith(f"| Gaussian blur, sigma {a[0].value:g} (best on these images) | 2 | ")
     with pytest.raises(ValueError, match="at least one image pair"):
         best_filters([], [PSNR()])
+
+
+def _crops(degradation, **kw):
+    from ppir.data.synthetic import SyntheticDataset
+    ds = SyntheticDataset(degradation=degradation, images=["camera", "chelsea"], size=(64, 64), seed=3,
+                          gray_noise=True, **kw)
+    return dataset_pairs(ds)
+
+
+def test_methods_fit_the_degradation_and_bm3d_is_optional(monkeypatch):
+    from ppir import classical
+    names = lambda d: [m.name for m in methods_for(d)]  # noqa: E731
+    assert names("rain") == names(None) == [f.name for f in FILTERS]
+    assert [m.needs_kernel for m in methods_for("motion_blur")] == [False, True, True]
+    assert all("oracle" in m.name for m in methods_for("motion_blur") if m.needs_kernel)
+    monkeypatch.setattr(classical, "bm3d_available", lambda: False)
+    assert not any("BM3D" in n for n in names("gaussian_noise"))
+    assert missing_notes("gaussian_noise") == [classical.BM3D_MISSING] and "pip install bm3d" in classical.BM3D_MISSING
+    assert missing_notes("motion_blur") == []
+
+
+def test_bm3d_rows_beat_the_filters_on_noise():
+    """Blind BM3D (sigma estimated from the image; Poisson-Gaussian through the Anscombe route) is the strong
+    classical row: it beats every OpenCV filter tuned on the images themselves, and each row is timed."""
+    pytest.importorskip("bm3d")  # requirements-dev.txt installs it, so CI checks these rows
+    for degradation in ("gaussian_noise", "poisson_gaussian_noise"):
+        pairs = _crops(degradation, sigma_min=25, sigma_max=25, peak_min=20, peak_max=20)
+        rows = best_filters(pairs, [PSNR()], methods_for(degradation))
+        assert "BM3D" in rows[-1].name and rows[-1].param == "" and rows[-1].label() == rows[-1].name
+        assert best_of(rows) is rows[-1], [(r.name, r.scores) for r in rows]
+        assert all(r.seconds > 0 for r in rows)
+
+
+def test_poisson_gaussian_fit_finds_the_noise_model():
+    from ppir.classical import fit_poisson_gaussian
+    rng = np.random.default_rng(0)
+    ramp = np.tile(np.linspace(0.1, 0.9, 256, dtype=np.float64), (256, 1))[..., None].repeat(3, 2)
+    a, b = 1 / 40.0, (5 / 255.0) ** 2
+    noisy = ramp + rng.normal(0, 1, ramp.shape) * np.sqrt(a * ramp + b)
+    fa, fb = fit_poisson_gaussian(noisy)
+    assert fa == pytest.approx(a, rel=0.2) and fb < 3 * b + 1e-4
+
+
+def test_deblurring_rows_and_the_oracles_need_the_true_kernel():
+    pairs = _crops("motion_blur", kernel_size_min=9, kernel_size_max=9)
+    assert all(len(p) == 3 for p in pairs)
+    rows = best_filters(pairs, [PSNR()], methods_for("motion_blur"))
+    input_psnr = np.mean([PSNR()(p[0], p[1]) for p in pairs])
+    oracle = [r for r in rows if "oracle" in r.name]
+    assert oracle and all(r.scores["psnr"] > input_psnr + 0.5 for r in oracle)
+    assert rows[0].short().startswith("unsharp masking, sigma/amount ") and "/" in rows[0].short().split()[-1]
+    with pytest.raises(ValueError, match="true blur kernel"):
+        best_filters([p[:2] for p in pairs], [PSNR()], methods_for("motion_blur"))

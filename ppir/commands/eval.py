@@ -32,8 +32,10 @@ def parse_args(argv=None):
     p.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images")
     p.add_argument("--no-input", action="store_true", help="do not score the degraded input")
     p.add_argument("--baselines", action="store_true",
-                   help="also score classical filters (Gaussian blur, median, bilateral, non-local means), each "
-                        "with its parameter chosen on these very images: what the network has to beat")
+                   help="also score classical methods, each with its parameter chosen on these very images: what "
+                        "the network has to beat (OpenCV filters; for noise also blind BM3D when the optional bm3d "
+                        "package is installed; for motion blur unsharp masking and oracle deconvolution with the "
+                        "true kernel). Seconds per image too")
     add_backend_arg(p)
     add_override_arg(p)
     return p.parse_args(argv)
@@ -87,11 +89,14 @@ def main(argv=None):
     print(format_table(res, title))
     baselines = []
     if args.baselines:
-        from ppir.baselines import best_filters, dataset_pairs, text_rows
+        from ppir.baselines import best_filters, dataset_pairs, methods_for, missing_notes, text_rows
 
-        baselines = best_filters(dataset_pairs(dataset, max_images), metrics.metrics)
-        print("classical filters, each at its best parameter on these images:")
+        degradation = getattr(dataset, "degradation", None)  # a SyntheticDataset's: the methods that fit it
+        baselines = best_filters(dataset_pairs(dataset, max_images), metrics.metrics, methods_for(degradation))
+        print("classical methods, each at its best parameter on these images:")
         print("\n".join(text_rows(baselines, metrics.names, width=max(10, *(len(n) + 2 for n in metrics.names)))))
+        for note in missing_notes(degradation):
+            print(note)
     payload = {"config": cfg.source, "weights": args.weights, "weights_info": report.description,
                "dataset": name, "dataset_type": type(dataset).__name__,
                "protocol": {"tile": vopt.tile, "tile_overlap": vopt.tile_overlap, "grids": vopt.grids,
@@ -99,7 +104,7 @@ def main(argv=None):
                "metric_specs": [repr(m) for m in metrics.metrics], **res.as_dict()}
     if baselines:
         payload["baselines"] = [{"filter": b.name, "param": b.param, "value": b.value, "at_edge": b.at_edge,
-                                 **b.scores} for b in baselines]
+                                 "seconds_per_image": b.seconds, **b.scores} for b in baselines]
     write_json(os.path.join(out_dir, "metrics.json"), payload)
     if args.json:
         write_json(args.json, payload)

@@ -8,6 +8,11 @@ Examples:
   python tools/make_synthetic_data.py --degradation gaussian_noise --out data/noise --num 8 --size 128x128
   python tools/make_synthetic_data.py --degradation motion_blur --out data/blur --num 4 --size 256x256 --seed 1
   python tools/make_synthetic_data.py --degradation rain --out data/rain --image-dir my_clean_photos/
+  python tools/make_synthetic_data.py --degradation gaussian_noise --out data/fair --images camera,chelsea \
+      --gray-noise --max-side 192 --set sigma_min=15 sigma_max=15
+
+Motion blur also writes each pair's true kernel as OUT/kernel/<name>.npy (for the oracle deconvolution in
+ppir.baselines).
 """
 import argparse
 import os
@@ -15,6 +20,10 @@ import os
 from ppir.cli import ArgumentParser
 
 DEGRADATIONS = ("gaussian_noise", "poisson_gaussian_noise", "motion_blur", "rain")
+# SyntheticDataset's degradation parameters (--set KEY=VALUE)
+PARAMS = ("sigma_min", "sigma_max", "peak_min", "peak_max", "read_sigma_min", "read_sigma_max", "kernel_size_min",
+          "kernel_size_max", "curved_prob", "rain_density_min", "rain_density_max", "rain_length_min",
+          "rain_length_max", "rain_angle_max", "rain_intensity_min", "rain_intensity_max")
 
 
 def parse_size(text: str):
@@ -54,7 +63,23 @@ def parse_args(argv=None):
                    help="comma-separated scikit-image samples (default: astronaut,chelsea,coffee,rocket,"
                         "hubble_deep_field,immunohistochemistry,camera)")
     p.add_argument("--image-dir", default="", metavar="DIR", help="use the images in this folder as clean images")
-    return p.parse_args(argv)
+    p.add_argument("--gray-noise", action="store_true",
+                   help="noise a gray clean image (R = G = B) with one field for all channels, as a gray photo is")
+    p.add_argument("--max-side", type=non_negative, default=0, metavar="PX",
+                   help="shrink clean images whose longer side exceeds PX (aspect kept; default: native sizes)")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", action="extend",
+                   help="a SyntheticDataset degradation parameter, e.g. sigma_max=30 kernel_size_max=15")
+    args = p.parse_args(argv)
+    args.params = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or key not in PARAMS:
+            p.error(f"--set takes KEY=VALUE with KEY one of {', '.join(PARAMS)}; got {item!r}")
+        try:
+            args.params[key] = float(value) if "." in value or "e" in value.lower() else int(value)
+        except ValueError:
+            p.error(f"--set {key}: expected a number, got {value!r}")
+    return args
 
 
 def main(argv=None):
@@ -68,7 +93,8 @@ def main(argv=None):
         raise ConfigError(f"--out: {problem}")
     images = [s.strip() for s in args.images.split(",") if s.strip()]
     ds = SyntheticDataset(degradation=args.degradation, images=images, image_dir=args.image_dir,
-                          num_samples=args.num, seed=args.seed, size=args.size or ())
+                          num_samples=args.num, seed=args.seed, size=args.size or (), gray_noise=args.gray_noise,
+                          max_side=args.max_side, **args.params)
     try:
         names = ds.export_pairs(args.out)
     except OSError as e:  # e.g. /proc, which even root cannot create folders in

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, DatasetError, ImageError
+from ..paths import atomic_target
 from ..registry import DATASETS
 from .base import RestorationDataset
 from .image_io import is_image_file, read_image, write_image
@@ -47,13 +48,38 @@ DEFAULT_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field
                   "camera")
 MAX_SIDE = 4096
 MAX_PIXELS = MAX_SIDE * MAX_SIDE  # 16.8 M pixels (0.2 GB per float32 RGB copy): the largest sample made
+# Photographs that ship as plain files with ppir's dependencies but have no scikit-image loader of their own:
+# name -> (package, path inside that package's data folder). grace_hopper comes with matplotlib (visualdl's
+# dependency); the motorcycle pair is one scene seen from two viewpoints (a stereo pair).
+OFFLINE_FILES = {
+    "motorcycle_left": ("skimage", "motorcycle_left.png"),
+    "motorcycle_right": ("skimage", "motorcycle_right.png"),
+    "grace_hopper": ("matplotlib", "sample_data/grace_hopper.jpg"),
+}
+OFFLINE_IMAGES = SKIMAGE_OFFLINE + tuple(OFFLINE_FILES)
+
+
+def _offline_file(name: str) -> str:
+    package, rel = OFFLINE_FILES[name]
+    if package == "skimage":
+        import skimage.data
+        return os.path.join(skimage.data.data_dir, rel)
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError(f"SyntheticDataset: sample {name!r} ships with matplotlib, which is not installed "
+                          "(pip install matplotlib)") from None
+    return os.path.join(matplotlib.get_data_path(), rel)
 
 
 def load_skimage_image(name: str) -> np.ndarray:
-    """A bundled scikit-image sample image as HxWx3 RGB float32 in [0, 1]."""
-    if name not in SKIMAGE_OFFLINE:
+    """A bundled sample image (scikit-image's, or one of OFFLINE_FILES) as HxWx3 RGB float32 in [0, 1]."""
+    if name not in OFFLINE_IMAGES:
         raise ConfigError(f"SyntheticDataset: unknown or not-offline scikit-image sample {name!r}; "
-                          f"choose from: {', '.join(SKIMAGE_OFFLINE)}")
+                          f"choose from: {', '.join(OFFLINE_IMAGES)}")
+    if name in OFFLINE_FILES:
+        img = read_image(_offline_file(name))
+        return np.ascontiguousarray(img[..., :3], dtype=np.float32)
     import skimage.data
 
     img = np.asarray(getattr(skimage.data, name)())
@@ -135,6 +161,12 @@ def add_poisson_gaussian_noise(img, rng, peak_min, peak_max, read_sigma_min, rea
     return np.clip(shot + read * rng.standard_normal(img.shape, dtype=np.float32), 0.0, 1.0)
 
 
+def is_gray(img: np.ndarray) -> bool:
+    """True when every pixel has equal channels (a gray image stored as RGB)."""
+    return img.ndim == 3 and img.shape[2] == 3 and bool(np.array_equal(img[..., 0], img[..., 1])
+                                                         and np.array_equal(img[..., 0], img[..., 2]))
+
+
 def apply_kernel(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Convolve each channel with `kernel` (true convolution; reflected borders)."""
     return cv2.filter2D(img, -1, kernel[::-1, ::-1].copy(), borderType=cv2.BORDER_REFLECT_101)
@@ -165,7 +197,10 @@ class SyntheticDataset(RestorationDataset):
     immunohistochemistry, camera); image_dir: a folder of clean images used instead; size: [H, W] to
     scale-and-centre-crop every clean image to first (empty: native sizes); num_samples: length (0: one per
     clean image); seed: picks the degradations `ds[k]` gets. patch_size, use_flip, use_rot, skip_bad: as in
-    every dataset. Parameters in pixel-value units use the 0-255 scale.
+    every dataset. gray_noise: a gray clean image (R = G = B) gets one noise field for all three channels, as
+    a gray photograph would (default off: the recorded demo pretraining runs drew per-channel noise);
+    max_side: shrink (aspect kept) every clean image whose longer side exceeds it (0: native sizes).
+    Parameters in pixel-value units use the 0-255 scale.
     """
 
     def __init__(self, degradation: str = "gaussian_noise", images: tuple = (), image_dir: str = "",
@@ -177,6 +212,7 @@ class SyntheticDataset(RestorationDataset):
                  rain_density_min: float = 0.001, rain_density_max: float = 0.006,
                  rain_length_min: int = 10, rain_length_max: int = 40, rain_angle_max: float = 30.0,
                  rain_intensity_min: float = 0.25, rain_intensity_max: float = 0.7,
+                 gray_noise: bool = False, max_side: int = 0,
                  patch_size: int = 0, use_flip: bool = False, use_rot: bool = False, skip_bad: bool = False):
         super().__init__(patch_size=patch_size, use_flip=use_flip, use_rot=use_rot, skip_bad=skip_bad)
         what = "SyntheticDataset"
@@ -195,6 +231,10 @@ class SyntheticDataset(RestorationDataset):
             raise ConfigError(f"{what}: size {size[0]}x{size[1]} is {size[0] * size[1]:,} pixels per image, more "
                               f"than the {MAX_PIXELS:,} ({MAX_SIDE}x{MAX_SIDE}) a synthetic sample may have")
         self.size = size
+        if int(max_side) < 0:
+            raise ConfigError(f"{what}: max_side must be >= 0 (0 = native size), got {max_side}")
+        self.max_side = int(max_side)
+        self.gray_noise = bool(gray_noise)
         q = dict(sigma_min=float(sigma_min), sigma_max=float(sigma_max), peak_min=float(peak_min),
                  peak_max=float(peak_max), read_sigma_min=float(read_sigma_min),
                  read_sigma_max=float(read_sigma_max), kernel_size_min=int(kernel_size_min),
@@ -229,9 +269,9 @@ class SyntheticDataset(RestorationDataset):
         else:
             names = list(images) or list(DEFAULT_IMAGES)
             for n in names:
-                if n not in SKIMAGE_OFFLINE:
+                if n not in OFFLINE_IMAGES:
                     raise ConfigError(f"{what}: unknown or not-offline scikit-image sample {n!r}; "
-                                      f"choose from: {', '.join(SKIMAGE_OFFLINE)}")
+                                      f"choose from: {', '.join(OFFLINE_IMAGES)}")
             self.sources = [(n, None) for n in names]
             for i, (n, _) in enumerate(self.sources):  # small, bundled: load once
                 self._cache[i] = self._prepare(load_skimage_image(n))
@@ -247,7 +287,13 @@ class SyntheticDataset(RestorationDataset):
         return np.random.default_rng([self.seed, index])
 
     def _prepare(self, img: np.ndarray) -> np.ndarray:
-        return fit_to_size(img, *self.size) if self.size else img
+        if self.size:
+            return fit_to_size(img, *self.size)
+        h, w = img.shape[:2]
+        if self.max_side and max(h, w) > self.max_side:  # shrink, aspect kept
+            scale = self.max_side / max(h, w)
+            img = cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        return img
 
     def clean_image(self, index: int) -> tuple[np.ndarray, str]:
         """The clean source image sample `index` uses, and its name."""
@@ -265,6 +311,20 @@ class SyntheticDataset(RestorationDataset):
         """The whole clean image and its degradation for this dataset's `ds[index]` (no crop, no flip)."""
         gt, name = self.clean_image(index)
         return self.degrade(gt, self.eval_rng(index)), gt, f"{name}_{index:05d}"
+
+    def blur_kernel(self, index: int) -> np.ndarray:
+        """The motion-blur kernel of `load_pair(index)` (and `ds[index]` without patch_size): the same draws
+        replayed, for the oracle deconvolution of ppir.baselines (a kernel no real user has)."""
+        if self.degradation != "motion_blur":
+            raise ConfigError(f"SyntheticDataset: blur_kernel needs degradation motion_blur, not {self.degradation}")
+        if self.patch_size:
+            raise ConfigError("SyntheticDataset: blur_kernel is for whole images (no patch_size)")
+        return self._draw_kernel(self.eval_rng(index))
+
+    def _draw_kernel(self, rng: np.random.Generator) -> np.ndarray:
+        q = self.params
+        size = 2 * int(rng.integers(q["kernel_size_min"] // 2, q["kernel_size_max"] // 2 + 1)) + 1
+        return motion_blur_kernel(rng, size, q["curved_prob"])
 
     def margin(self) -> int:
         """Pixels of context a crop needs around it for the degradation to be exact (motion blur)."""
@@ -298,15 +358,18 @@ class SyntheticDataset(RestorationDataset):
         """This dataset's degradation of one clean HxWx3 image, every random choice drawn from rng."""
         q = self.params
         img = np.ascontiguousarray(img, dtype=np.float32)
-        if self.degradation == "gaussian_noise":
-            return add_gaussian_noise(img, rng, q["sigma_min"], q["sigma_max"])
-        if self.degradation == "poisson_gaussian_noise":
-            return add_poisson_gaussian_noise(img, rng, q["peak_min"], q["peak_max"], q["read_sigma_min"],
-                                              q["read_sigma_max"])
+        if self.degradation in ("gaussian_noise", "poisson_gaussian_noise"):
+            # gray_noise: a gray image (R = G = B) is noised as a gray photograph is, one field for all channels
+            gray = self.gray_noise and is_gray(img)
+            src = img[..., :1] if gray else img
+            if self.degradation == "gaussian_noise":
+                out = add_gaussian_noise(src, rng, q["sigma_min"], q["sigma_max"])
+            else:
+                out = add_poisson_gaussian_noise(src, rng, q["peak_min"], q["peak_max"], q["read_sigma_min"],
+                                                 q["read_sigma_max"])
+            return np.ascontiguousarray(np.repeat(out, 3, axis=2)) if gray else out
         if self.degradation == "motion_blur":
-            size = 2 * int(rng.integers(q["kernel_size_min"] // 2, q["kernel_size_max"] // 2 + 1)) + 1
-            kernel = motion_blur_kernel(rng, size, q["curved_prob"])
-            return np.clip(apply_kernel(img, kernel), 0.0, 1.0)
+            return np.clip(apply_kernel(img, self._draw_kernel(rng)), 0.0, 1.0)
         # rain
         angle = rng.uniform(-q["rain_angle_max"], q["rain_angle_max"])
         streaks = np.zeros(img.shape[:2], np.float32)
@@ -324,12 +387,35 @@ class SyntheticDataset(RestorationDataset):
 
 def export_pairs(dataset: RestorationDataset, out_dir: str, n: int = 0) -> list[str]:
     """Write `dataset[i]` for i < n (0: all) as PNGs `out_dir/lq/<name>.png` and `out_dir/gt/<name>.png`
-    (8-bit, rounded), ready for PairedFolderDataset(lq_dir=out_dir/lq, gt_dir=out_dir/gt)."""
+    (8-bit, rounded), ready for PairedFolderDataset(lq_dir=out_dir/lq, gt_dir=out_dir/gt). Whole-image motion
+    blur also writes each true kernel as `out_dir/kernel/<name>.npy` (float32, sums to 1) for the oracle
+    deconvolution baselines."""
     count = len(dataset) if not n else min(int(n), len(dataset))
+    kernels = getattr(dataset, "degradation", "") == "motion_blur" and not dataset.patch_size
     names = []
     for i in range(count):
         s = dataset[i]
         for key in ("lq", "gt"):
             write_image(os.path.join(out_dir, key, f"{s['name']}.png"), np.transpose(s[key], (1, 2, 0)))
+        if kernels:
+            write_kernel(os.path.join(out_dir, "kernel", f"{s['name']}.npy"), dataset.blur_kernel(i))
         names.append(s["name"])
     return names
+
+
+def write_kernel(path: str, kernel: np.ndarray) -> None:
+    """A blur kernel as .npy, atomically (read back with read_kernel: no pickles)."""
+    with atomic_target(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, np.asarray(kernel, np.float32), allow_pickle=False)
+
+
+def read_kernel(path: str) -> np.ndarray:
+    """A kernel written by write_kernel: a 2-D float array that sums to 1; ImageError names the file otherwise."""
+    try:
+        kernel = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ImageError(f"{path}: not a readable .npy blur kernel: {e}") from None
+    if kernel.ndim != 2 or not np.isfinite(kernel).all() or abs(float(kernel.sum()) - 1.0) > 1e-3:
+        raise ImageError(f"{path}: a blur kernel must be a finite 2-D array summing to 1")
+    return kernel.astype(np.float32)

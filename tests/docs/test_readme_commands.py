@@ -291,7 +291,7 @@ def test_every_readme_command_runs(workspace, default_quick_start):
     from ppir.data.image_io import read_image
 
     assert read_image(os.path.join(ws, "restored.png")).shape == read_image(
-        os.path.join(ws, "data/demo_noise/lq/chelsea_00000.png")).shape
+        os.path.join(ws, "data/demo_noise/lq/chelsea_00001.png")).shape
 
 
 def test_readme_python_code_runs(workspace):
