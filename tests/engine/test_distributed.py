@@ -176,7 +176,10 @@ def initial_weights_and_null_directions(cfg, out):
     from ppir.engine.trainer import Trainer
     from ppir.models.hinet import UNetConvBlock
 
-    model = Trainer(load_config(str(cfg), [f"train.output_dir={out}"]), progress=False).model  # writes nothing
+    # the run's own config and seed; a fresh folder, since `out` holds a finished run (a second trainer there is
+    # refused without --resume)
+    probe = out.parent / f"{out.name}_start"
+    model = Trainer(load_config(str(cfg), [f"train.output_dir={probe}"]), progress=False).model
     start = {k: v.numpy() for k, v in model.state_dict().items()}
     keep = {k: np.ones(v.shape, bool) for k, v in start.items()}
     for name, layer in model.named_sublayers():
