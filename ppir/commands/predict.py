@@ -58,11 +58,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def memory_budget(args) -> int:
-    """--max-memory in bytes, or this machine's default budget."""
-    return default_budget() if args.max_memory is None else args.max_memory
-
-
 def build_restorer(args, notes=None):
     """The network of -c/--weights as an ImageRestorer: built once here, or once by each worker of --engine ray
     (where --max-memory's default is that worker's machine's)."""
@@ -73,8 +68,8 @@ def build_restorer(args, notes=None):
     model = ppir.build_model(args.config, flat_overrides(args))
     ppir.load_weights(model, args.weights)
     return ImageRestorer.for_model(model, backend=args.backend, tile=args.tile, tile_overlap=args.tile_overlap,
-                                   max_memory=memory_budget(args), output="float",
-                                   notes=notes or print_note)
+                                   max_memory=default_budget() if args.max_memory is None else args.max_memory,
+                                   output="float", notes=notes or print_note)
 
 
 def main(argv=None):
@@ -95,7 +90,7 @@ def main(argv=None):
     restorer = build_restorer(args, notes=lambda msg: tqdm.write(msg, file=sys.stderr))  # bad --tile: ConfigError
     bar = tqdm(total=len(files), desc="restoring", unit="img", disable=len(files) < 2)
     summary = restore_items(restorer, file_items(files, save_dir=args.output, names=names,
-                                                        max_memory=memory_budget(args)),
+                                                        max_memory=restorer.max_memory),
                             report=lambda *_: bar.update(1),
                             errors=lambda msg: tqdm.write(f"error: {msg}", file=sys.stderr))
     bar.close()

@@ -232,7 +232,7 @@ def benchmark_report(summary: RunSummary, backend, info, batch_size: int, restor
     return [f"[{stamp}] root INFO: {line}" for line in body]
 
 
-def warm_up(restorer: ImageRestorer, files: list[str], runs: int, max_memory: int = 0) -> None:
+def warm_up(restorer: ImageRestorer, files: list[str], runs: int) -> None:
     """`runs` untimed passes over the first readable image; with 0, one pass of the backend on the smallest
     input it takes (cheap, and it absorbs one-time work such as oneDNN's kernel selection)."""
     if runs <= 0:
@@ -240,7 +240,7 @@ def warm_up(restorer: ImageRestorer, files: list[str], runs: int, max_memory: in
         return
     for path in files:
         try:
-            check_image_file(path, max_memory)
+            check_image_file(path, restorer.max_memory)  # judged before decoding, as the loop judges
             img = read_image(path)
         except ImageError:
             continue
@@ -306,7 +306,7 @@ def main(argv=None, backend: str = "paddle", prog: str | None = None) -> int:
     engine = restorer.backend
     warmup = args.warmup if args.warmup is not None else (1 if args.benchmark else 0)
     with _stdout_to_stderr():  # first runs print oneDNN pass notes on stdout; keep stdout parseable
-        warm_up(restorer, files, warmup, restorer.max_memory)
+        warm_up(restorer, files, warmup)
     items = file_items(files, args.gt_dir, args.save_dir, names, max_memory=restorer.max_memory)
     summary = restore_items(restorer, items, score=pixel_scores() if args.gt_dir else None, report=print_line())
     if summary.psnr:
