@@ -1,10 +1,18 @@
+import fcntl
 import glob
 import json
 import os
 import sys
 
-import numpy as np
-import pytest
+# Before anything imports paddle: `import paddle` sets OMP_NUM_THREADS=1 in os.environ when it is unset, and a test
+# module that imports paddle before ppir would then run this process, and every tool it starts, on one thread.
+# Under pytest-xdist (tests/run_all.sh runs one worker per core) each worker gets its share of the cores, so the
+# workers' math libraries never oversubscribe the machine; run alone, a process gets them all.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # on sys.path: pyproject's pytest pythonpath
 
@@ -70,12 +78,33 @@ def folder_digest(folder):
     return digest
 
 
+def built_once(tmp_path_factory, name, build):
+    """`build(folder)` run once per test run, whatever the number of pytest-xdist workers: session fixtures are
+    per process, so each worker would otherwise repeat the work. The first worker to ask builds in the run's
+    shared temporary root under a lock; the others wait for it and reuse the folder. Returns the folder."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's root, shared by the workers' own basetemps
+    folder, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if build raises
+        if not done.exists():
+            if folder.exists():  # a failed build's leftovers: start clean
+                import shutil
+
+                shutil.rmtree(folder)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_hinet_export(tmp_path_factory):
     """`export_tiny_hinet` into one folder for the whole test run (dynamic shape, opset 13, with model.onnx):
     exporting and converting cost about 9 s, once instead of once per module. Read-only: a test that needs to
     change an export copies it first; a test that changes this one fails the run at its end."""
-    folder = export_tiny_hinet(str(tmp_path_factory.mktemp("tiny_hinet_export")))
+    folder = str(built_once(tmp_path_factory, "tiny_hinet_export", lambda f: export_tiny_hinet(str(f))))
     before = folder_digest(folder)
     yield folder
     assert folder_digest(folder) == before, f"a test changed the shared export {folder}; copy it before changing it"
@@ -85,14 +114,18 @@ def tiny_hinet_export(tmp_path_factory):
 def default_quick_start(tmp_path_factory):
     """The README's first command, `python tools/quickstart.py` with its defaults, run once per test run in a fresh
     interpreter from an empty folder (so its default --output lands there): (output folder, console output).
-    Shared by the README-commands test and the quick-start tests; a few CPU minutes, so once, not per module."""
+    Shared by the README-commands test and the quick-start tests; a few CPU minutes, so once per test run (their
+    tests share an xdist_group, so one worker runs them and none waits for another's build)."""
     import subprocess
 
-    cwd = tmp_path_factory.mktemp("quickstart_default")
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "quickstart.py")], capture_output=True,
-                          text=True, cwd=cwd, timeout=1200, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return cwd / "output" / "quickstart" / "mirnet", proc.stdout
+    def run(cwd):
+        proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "quickstart.py")], capture_output=True,
+                              text=True, cwd=cwd, timeout=1200, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        (cwd / "console.txt").write_text(proc.stdout)
+
+    cwd = built_once(tmp_path_factory, "quickstart_default", run)
+    return cwd / "output" / "quickstart" / "mirnet", (cwd / "console.txt").read_text()
 
 
 def run_tool_here(name, *args, cwd=None, timeout=None):  # timeout: run_tool's signature; unused here
@@ -157,3 +190,13 @@ def tiny_train_config(net, out_dir, steps, **train):
                   "output_dir": str(out_dir), "val_interval": 0, "save_interval": steps // 2, "keep_last": 0,
                   **train},
     })
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks (it turns them into the scheduling groups)
+def pytest_collection_modifyitems(config, items):
+    """Under `pytest -n N --dist loadgroup` (tests/run_all.sh), each test file runs whole on one worker unless its
+    tests name a group of their own: module-scoped fixtures (a Ray cluster, servers, exports) are set up once, not
+    once per worker that happens to get one of the file's tests."""
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))

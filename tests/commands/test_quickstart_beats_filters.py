@@ -21,6 +21,9 @@ from ppir.commands.quickstart import TEST_DRAWS, TEST_IMAGES
 from ppir.data.image_io import read_image, to_uint8
 from ppir.infer.loop import metric_functions
 
+# with the README-commands test on one pytest-xdist worker: one default quick start per run, nobody waiting for it
+pytestmark = pytest.mark.xdist_group("default_quick_start")
+
 # Over the best OpenCV filter tuned on the test images (not over BM3D: see the README). The default run on
 # 2026-12-07 gave +0.30 dB (27.45 against bilateral's 27.15); this guards that it stays ahead at all.
 MARGIN_DB = 0.1

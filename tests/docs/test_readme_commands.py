@@ -273,6 +273,7 @@ class Runner:
             self.server.stop()
 
 
+@pytest.mark.xdist_group("default_quick_start")  # with the quick-start tests: one run of it, on one worker
 def test_every_readme_command_runs(workspace, default_quick_start):
     runner = Runner(workspace, default_quick_start)
     try:
