@@ -29,15 +29,16 @@ tipc_chain() {  # one network's TIPC chain, stopping at its first failed driver
 # takes a free port): they are mostly process start-ups, so two cores run three chains in about the time of two.
 # One math thread per process, so the chains' processes do not oversubscribe the cores. Each chain's console goes to
 # a file, printed whole when all have finished, so the log reads one chain at a time.
+models=(mirnet hinet mimo_unet)
 mkdir -p test_tipc/output
 pids=()
-for m in mirnet hinet mimo_unet; do
+for m in "${models[@]}"; do
     (set -e; OMP_NUM_THREADS=1 tipc_chain "$m") > "test_tipc/output/chain_$m.log" 2>&1 &
     pids+=($!)
 done
 failed=()
-for i in 0 1 2; do
-    m=$(echo mirnet hinet mimo_unet | cut -d' ' -f$((i + 1)))
+for i in "${!models[@]}"; do
+    m=${models[$i]}
     status=0
     wait "${pids[$i]}" || status=$?
     echo "=== TIPC chain $m (exit $status) ==="
