@@ -308,8 +308,8 @@ def run_report(s: ReportSettings, log=print) -> tuple[list[EvalResult], dict]:
     rows = [input_baseline(pairs)]
     reference = None
     for precision in [p for p in PRECISIONS if p in s.precisions]:
-        backend = make_backend("onnxruntime", s.model_dir, info, model_file=paths[precision], threads=s.cpu_threads,
-                               check_precision=False)
+        backend = make_backend("onnxruntime", s.model_dir, info, {"model_file": paths[precision],
+                                                                   "threads": s.cpu_threads, "check_precision": False})
         res = evaluate(backend, info, pairs, precision, s.tile, s.warmup, s.repeat, reference,
                        keep_outputs=precision == "fp32")
         if precision == "fp32":
