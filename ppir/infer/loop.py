@@ -21,7 +21,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Hashable, Iterable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -97,7 +97,24 @@ def print_note(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ the loop
-def restore_items(engine, items: Iterable[Item], score: Callable | None = None,
+@runtime_checkable
+class RestoreEngine(Protocol):
+    """What `restore_items` restores with: `ImageRestorer` (any backend) and the VACC pipeline satisfy it."""
+
+    images_per_call: int  # at most this many prepared inputs of equal key go to one `run`
+
+    def prepare(self, img: np.ndarray, name: str | None = None) -> tuple[Any, Hashable | None]:
+        """(the network's input for `img`, its batch key: inputs with equal keys may share a call; None never
+        shares). ImageError / ValueError for an image it cannot take."""
+
+    def run(self, prepared: list, key: Hashable | None) -> list:
+        """The network's outputs for `prepared` (inputs of one key), in order."""
+
+    def finish(self, y: Any, img: np.ndarray) -> np.ndarray:
+        """The restored image (what is saved and scored) from one output and the image it came from."""
+
+
+def restore_items(engine: RestoreEngine, items: Iterable[Item], score: Callable | None = None,
                   report: Callable | None = None, strict: bool = False, repeat: int = 1,
                   errors: Callable[[str], object] = print_error) -> RunSummary:
     """Restore every item with `engine`, up to `engine.images_per_call` of equal batch key per network call.
@@ -106,7 +123,7 @@ def restore_items(engine, items: Iterable[Item], score: Callable | None = None,
     after each restored image; `repeat` > 1 runs each network call that many times and keeps the fastest (the
     quantization report's latency). Returns the counts, scores and timings (read + prepare, network, finish)."""
     summary = RunSummary()
-    chunk_size = max(1, int(getattr(engine, "images_per_call", 1)))
+    chunk_size = max(1, int(engine.images_per_call))
     t_start = time.perf_counter()
     chunk: list = []
     for item in items:

@@ -125,3 +125,24 @@ def test_image_restorer_batches_whole_images_and_averages_the_ensemble():
     # a network equivariant to flips and rotations: the ensemble equals a single pass
     assert np.allclose(out, ImageRestorer(Recorder(), info, output="float").restore(imgs[2]), atol=1e-6)
     assert out.shape == (9, 5, 3) and ensemble(imgs[2]).dtype == np.uint8
+
+
+def test_every_engine_satisfies_the_declared_interface():
+    """`RestoreEngine` is what restore_items uses; the restorer, the batch pool's kept outputs and this file's
+    fake engine satisfy it (attributes and methods), and an object missing `finish` does not."""
+    from ppir.infer.loop import RestoreEngine
+    from ppir.scaleout.batch import KeptOutputs
+
+    engines = [ImageRestorer(Recorder(), DeployInfo(model_name="M")), KeptOutputs("uint8"), Doubler()]
+    assert all(isinstance(e, RestoreEngine) for e in engines)
+
+    class NoFinish:
+        images_per_call = 1
+
+        def prepare(self, img, name=None):
+            return img, None
+
+        def run(self, prepared, key):
+            return prepared
+
+    assert not isinstance(NoFinish(), RestoreEngine)
