@@ -157,3 +157,13 @@ def tiny_train_config(net, out_dir, steps, **train):
                   "output_dir": str(out_dir), "val_interval": 0, "save_interval": steps // 2, "keep_last": 0,
                   **train},
     })
+
+
+def lr_at(sched, t):
+    """The learning rate a ppir scheduler gives at step `t`, read through its public seek/get_lr and left where
+    it was (the schedule tests compare every step against an independent reference)."""
+    here = sched.last_epoch
+    sched.seek(t)
+    lr = sched.get_lr()
+    sched.seek(here)
+    return lr
