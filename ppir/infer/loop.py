@@ -32,8 +32,9 @@ from .memory import check_image_file
 from .pipeline import to_uint8
 
 
-class NotScored(Exception):
-    """Why a restored image has no score (no ground truth, an unreadable one, another size): one line."""
+class NotScored(ImageError):
+    """Why a restored image has no score (no ground truth, an unreadable one, another size): one line. The runners
+    count it and go on; a strict run (the evaluator, the quantization report) stops on it like any ImageError."""
 
 
 @dataclass
@@ -289,17 +290,22 @@ def metric_functions():
     return (lambda out, gt: float(psnr_metric(out, gt))), ssim
 
 
-def pixel_scores():
-    """score(item, restored, gt) -> {"psnr", "ssim"} on 8-bit images; NotScored when the sizes differ."""
-    psnr_fn, ssim_fn = metric_functions()
-
+def scorer(metrics: Callable[[Item, np.ndarray, np.ndarray], dict]) -> Callable:
+    """The one `score(item, restored, gt)` every tool gives `restore_items`: NotScored (one line) when the sizes
+    differ, else `metrics(item, restored, gt)` (a dict of scores)."""
     def score(item, restored, gt):
         if gt.shape != restored.shape:
-            raise NotScored(f"ground truth {item.gt_path} is {gt.shape[1]}x{gt.shape[0]}, the image "
+            raise NotScored(f"ground truth {item.gt_path or item.name} is {gt.shape[1]}x{gt.shape[0]}, the image "
                             f"{restored.shape[1]}x{restored.shape[0]}")
-        return {"psnr": psnr_fn(restored, gt), "ssim": ssim_fn(restored, gt)}
+        return metrics(item, restored, gt)
 
     return score
+
+
+def pixel_scores():
+    """score(item, restored, gt) -> {"psnr", "ssim"} on 8-bit images (`scorer`)."""
+    psnr_fn, ssim_fn = metric_functions()
+    return scorer(lambda item, restored, gt: {"psnr": psnr_fn(restored, gt), "ssim": ssim_fn(restored, gt)})
 
 
 def score_text(scores: dict) -> str:
