@@ -1,6 +1,7 @@
 """`ppir.infer.backend_registry`: the one list of backend kinds, each kind's options, and the tools that read it."""
 import dataclasses
 import importlib
+import os
 import subprocess
 import sys
 
@@ -55,3 +56,10 @@ def test_tools_offer_the_registry_names():
                            text=True, cwd=REPO, timeout=120)
         offered = ", ".join(repr(n) for n in registry.names(role))
         assert r.returncode == 2 and f"invalid choice: 'tflite' (choose from {offered})" in r.stderr, r.stderr
+
+
+def test_the_docs_list_the_registry_kinds():
+    """docs/architecture.md names the kinds in one line; it must be the registry's list, in its order."""
+    with open(os.path.join(REPO, "docs", "architecture.md"), encoding="utf-8") as f:
+        line = next(t for t in f if t.strip().startswith("Kinds: "))
+    assert line.strip().split("Kinds: ")[1].split(" (")[0] == ", ".join(registry.names())
