@@ -82,7 +82,8 @@ def bench_config(config, shape, args, backends, work_dir):
 
     import ppir
     from ppir.export import export_model, max_rel_diff, run_paddle2onnx
-    from ppir.infer.backends import DygraphBackend, OnnxRuntimeBackend, PaddleInferenceBackend, make_backend
+    from ppir.infer.backends import make_backend
+    from ppir.infer.compile import stamp_onnx
     from ppir.engine.trainer import init_like_torch
     from ppir.profiling import auto_proxy, count_macs
     from ppir.quant import quantize_int8
@@ -127,23 +128,24 @@ def bench_config(config, shape, args, backends, work_dir):
         print(f"  {BACKEND_LABELS[kind]:<28} n/a ({why})", flush=True)
 
     if "dygraph" in backends:
-        record("dygraph", DygraphBackend(model).run)
+        record("dygraph", make_backend("dygraph", model).run)
     if "auto" in backends:  # path 1: what predict/eval/the API build from the weights, no export step
         # make_backend times the build (paid once per run) and says it, or why it fell back to dygraph
-        record("auto", make_backend("auto", model, threads=args.threads,
+        record("auto", make_backend("auto", model, options={"threads": args.threads},
                                     notes=lambda line: print(f"  # in-process auto: {line}", flush=True)).run)
     info = None
     if any(b not in ("dygraph", "auto") for b in backends):
         info = export_model(model, out_dir)
     for kind, mkldnn in (("pi_onednn", True), ("pi", False)):
         if kind in backends:
-            record(kind, PaddleInferenceBackend(out_dir, info, enable_mkldnn=mkldnn, cpu_threads=args.threads).run)
+            record(kind, make_backend("paddle", out_dir, info, {"enable_mkldnn": mkldnn, "threads": args.threads}).run)
     if "pi_gpu" in backends:
-        record("pi_gpu", PaddleInferenceBackend(out_dir, info, use_gpu=True).run)
+        record("pi_gpu", make_backend("paddle", out_dir, info, {"use_gpu": True}).run)
     for kind, precision in (("trt_fp32", "fp32"), ("trt_fp16", "fp16")):
         if kind in backends:
             try:
-                backend = PaddleInferenceBackend(out_dir, info, use_gpu=True, use_tensorrt=True, precision=precision)
+                backend = make_backend("paddle", out_dir, info,
+                                       {"use_gpu": True, "use_tensorrt": True, "precision": precision})
                 backend.run(x)
             except Exception as e:  # noqa: BLE001 - "where the wheel has it": report and go on
                 skip(kind, f"{type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''}")
@@ -152,8 +154,9 @@ def bench_config(config, shape, args, backends, work_dir):
     onnx_path = os.path.join(out_dir, "model.onnx")
     if "ort" in backends or "ort_int8" in backends:
         run_paddle2onnx(out_dir, onnx_path)
+        stamp_onnx(onnx_path, info.program_digest)  # as export-onnx does: the factory checks it is this export's
     if "ort" in backends:
-        record("ort", OnnxRuntimeBackend(onnx_path, info, cpu_threads=args.threads).run)
+        record("ort", make_backend("onnxruntime", out_dir, info, {"threads": args.threads}).run)
     if "ort_int8" in backends:
         int8_path = os.path.join(out_dir, "model_int8.onnx")
         try:
@@ -163,7 +166,8 @@ def bench_config(config, shape, args, backends, work_dir):
             # ppir.quant's path (the one tools/quant_report.py uses): graph optimisation first, so the
             # weights become initializers and really are stored as int8; percentile calibration.
             quantize_int8(onnx_path, int8_path, [rng.random(calib, dtype=np.float32) for _ in range(2)])
-            backend = OnnxRuntimeBackend(int8_path, info, cpu_threads=args.threads, precision="int8")
+            backend = make_backend("onnxruntime", out_dir, info,
+                                   {"model_file": int8_path, "threads": args.threads, "precision": "int8"})
         except Exception as e:  # noqa: BLE001 - "when available": report and go on
             skip("ort_int8", f"{type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''}")
         else:

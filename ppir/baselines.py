@@ -31,6 +31,7 @@ import numpy as np
 
 from . import classical
 from .data.image_io import to_uint8
+from .engine.evaluator import images_to_restore
 
 
 def _gaussian(img, sigma):
@@ -160,7 +161,7 @@ def _scores(outputs, gts, metrics) -> tuple[dict, tuple]:
 def dataset_pairs(dataset, max_images: int | None = None) -> list:
     """(degraded, gt) HxWx3 float images of a ppir dataset's first `max_images` samples (all by default);
     (degraded, gt, true kernel) for a whole-image motion-blur SyntheticDataset (the oracle rows need it)."""
-    n = len(dataset) if not max_images else min(len(dataset), max_images)
+    n = images_to_restore(dataset, max_images)
     kernels = getattr(dataset, "degradation", "") == "motion_blur" and not getattr(dataset, "patch_size", 0)
     out = []
     for i in range(n):

@@ -183,9 +183,10 @@ def load_paddle_program(model_dir: str, model_filename: str | None = None, param
     Run before paddle2onnx too: paddle2onnx 2.1.0 converts a truncated .pdiparams without complaint."""
     info = info or read_deploy_info(model_dir)
     try:
-        return make_backend("paddle", model_dir, info, enable_mkldnn=enable_mkldnn,
-                            model_file=os.path.join(model_dir, model_filename) if model_filename else None,
-                            params_file=os.path.join(model_dir, params_filename) if params_filename else None)
+        return make_backend("paddle", model_dir, info, {
+            "enable_mkldnn": enable_mkldnn,
+            "model_file": os.path.join(model_dir, model_filename) if model_filename else None,
+            "params_file": os.path.join(model_dir, params_filename) if params_filename else None})
     except BackendError as e:
         raise ExportError(f"{e}; is the export complete and uncorrupted? Re-export with tools/export_model.py") \
             from None
@@ -210,7 +211,7 @@ def verify_onnx(model_dir: str, onnx_path: str, tolerance: float = 1e-4, seed: i
     check_onnx_dynamic(onnx_path, info)
     paddle_backend = load_paddle_program(model_dir, model_filename, params_filename, info)
     try:
-        ort_backend = make_backend("onnxruntime", model_dir, info, model_file=onnx_path, check_precision=False)
+        ort_backend = make_backend("onnxruntime", model_dir, info, {"model_file": onnx_path, "check_precision": False})
     except BackendError as e:
         raise ExportError(str(e)) from None
     rng = np.random.default_rng(seed)

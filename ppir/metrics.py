@@ -46,6 +46,7 @@ from scipy.ndimage import correlate1d
 
 from .errors import ConfigError
 from .registry import METRICS
+from .uint8 import uint8_levels
 
 __all__ = ["PSNR", "SSIM", "MetricSet", "build_metrics", "rgb_to_y", "to_float_image", "to_hwc_numpy",
            "prepare_pair", "psnr", "ssim_2d", "ssim_3d", "gaussian_kernel"]
@@ -98,11 +99,6 @@ def rgb_to_y(img) -> np.ndarray:
     return (arr @ Y_COEFFS + Y_OFFSET) / 255.0
 
 
-def round_to_uint8_levels(img: np.ndarray) -> np.ndarray:
-    """``round(x * 255) / 255`` (half to even), the levels an 8-bit PNG of the clipped image holds."""
-    return np.round(img * 255.0) / 255.0
-
-
 def prepare_pair(restored, gt, crop_border: int = 0, test_y_channel: bool = False,
                  round_uint8: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Steps 1-4 of the module docstring: clip, optional uint8 rounding, crop, optional Y. Returns two float64
@@ -114,7 +110,7 @@ def prepare_pair(restored, gt, crop_border: int = 0, test_y_channel: bool = Fals
     a = np.clip(a, 0.0, 1.0)
     b = np.clip(b, 0.0, 1.0)
     if round_uint8:
-        a, b = round_to_uint8_levels(a), round_to_uint8_levels(b)
+        a, b = uint8_levels(a), uint8_levels(b)
     if crop_border:
         h, w = a.shape[:2]
         if 2 * crop_border >= min(h, w):

@@ -35,7 +35,7 @@ from .data.image_io import read_image
 from .errors import ConfigError, DatasetError, ImageError
 from .infer.backends import make_backend
 from .infer.deploy_info import ONNX_FILENAME, read_deploy_info
-from .infer.loop import Item, find_gt, list_images, restore_items
+from .infer.loop import Item, find_gt, list_images, restore_items, scorer
 from .infer.pipeline import pad_to_size, padded_size, to_network_channels, to_nchw, to_uint8
 from .infer.restorer import ImageRestorer
 from .metrics import PSNR, SSIM
@@ -194,7 +194,10 @@ def calibration_inputs(files: list, info, size: int = 128) -> list:
 
 # ------------------------------------------------------------------------------------------ evaluation
 @dataclass
-class EvalResult:
+class PrecisionRow:
+    """One row of the quantization report: a precision's scores on file pairs, its speed and size (the model
+    evaluation of a config's dataset is `ppir.engine.evaluator.evaluate`, a different result)."""
+
     label: str
     psnr: float = float("nan")
     ssim: float = float("nan")
@@ -205,8 +208,8 @@ class EvalResult:
     outputs: list = field(default_factory=list, repr=False)
 
 
-def evaluate(backend, info, pairs, label: str, tile: int | None = None, warmup: int = 1, repeat: int = 1,
-             reference: list | None = None, keep_outputs: bool = False) -> EvalResult:
+def evaluate_precision(backend, info, pairs, label: str, tile: int | None = None, warmup: int = 1,
+                       repeat: int = 1, reference: list | None = None, keep_outputs: bool = False) -> PrecisionRow:
     """Restore every pair's degraded image with `backend` through the runners' loop; mean PSNR/SSIM against the
     ground truth, the fastest of `repeat` network runs per image."""
     restorer = ImageRestorer(backend, info, tile)
@@ -218,10 +221,7 @@ def evaluate(backend, info, pairs, label: str, tile: int | None = None, warmup: 
     index = {lq: k for k, (lq, _) in enumerate(pairs)}
     outputs = []
 
-    def score(item, out, gt):
-        if out.shape != gt.shape:
-            raise ImageError(f"{item.gt_path}: {gt.shape[1]}x{gt.shape[0]} does not match its input "
-                             f"{out.shape[1]}x{out.shape[0]}")
+    def scores(item, out, gt):
         row = {"psnr": psnr(out, gt), "ssim": ssim(out, gt)}
         if reference is not None:
             row["fidelity"] = psnr(out, reference[index[item.source]])
@@ -231,14 +231,14 @@ def evaluate(backend, info, pairs, label: str, tile: int | None = None, warmup: 
 
     items = [Item(os.path.basename(lq), lq, load=lambda p=lq: read_image(p),
                   gt=lambda p=gt: to_uint8(read_image(p)), gt_path=gt) for lq, gt in pairs]
-    summary = restore_items(restorer, items, score=score, strict=True, repeat=repeat)
+    summary = restore_items(restorer, items, score=scorer(scores), strict=True, repeat=repeat)
     fidelity = summary.values("fidelity")
-    return EvalResult(label, float(np.mean(summary.psnr)), float(np.mean(summary.ssim)),
+    return PrecisionRow(label, float(np.mean(summary.psnr)), float(np.mean(summary.ssim)),
                       float(np.mean(fidelity)) if fidelity else float("nan"),
                       1000 * float(np.median(summary.timings.infer)), outputs=outputs)
 
 
-def input_baseline(pairs) -> EvalResult:
+def input_baseline(pairs) -> PrecisionRow:
     """The degraded inputs scored against the ground truth: what restoration starts from."""
     psnr, ssim = PSNR(), SSIM()
     ps, ss = [], []
@@ -248,7 +248,7 @@ def input_baseline(pairs) -> EvalResult:
             raise ImageError(f"{gt}: {b.shape[1]}x{b.shape[0]} does not match {lq} ({a.shape[1]}x{a.shape[0]})")
         ps.append(psnr(a, b))
         ss.append(ssim(a, b))
-    return EvalResult("input (degraded)", float(np.mean(ps)), float(np.mean(ss)))
+    return PrecisionRow("input (degraded)", float(np.mean(ps)), float(np.mean(ss)))
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -271,7 +271,7 @@ class ReportSettings:
     save_dir: str | None = None  # where model_fp16.onnx / model_int8.onnx go (default: model_dir)
 
 
-def run_report(s: ReportSettings, log=print) -> tuple[list[EvalResult], dict]:
+def run_report(s: ReportSettings, log=print) -> tuple[list[PrecisionRow], dict]:
     """Convert, quantize, evaluate; (rows, facts for the header)."""
     import onnxruntime
 
@@ -308,10 +308,10 @@ def run_report(s: ReportSettings, log=print) -> tuple[list[EvalResult], dict]:
     rows = [input_baseline(pairs)]
     reference = None
     for precision in [p for p in PRECISIONS if p in s.precisions]:
-        backend = make_backend("onnxruntime", s.model_dir, info, model_file=paths[precision], threads=s.cpu_threads,
-                               check_precision=False)
-        res = evaluate(backend, info, pairs, precision, s.tile, s.warmup, s.repeat, reference,
-                       keep_outputs=precision == "fp32")
+        backend = make_backend("onnxruntime", s.model_dir, info, {"model_file": paths[precision],
+                                                                   "threads": s.cpu_threads, "check_precision": False})
+        res = evaluate_precision(backend, info, pairs, precision, s.tile, s.warmup, s.repeat, reference,
+                                 keep_outputs=precision == "fp32")
         if precision == "fp32":
             reference, res.outputs = res.outputs, []
         res.path, res.size_mb = paths[precision], os.path.getsize(paths[precision]) / 2 ** 20
@@ -320,7 +320,7 @@ def run_report(s: ReportSettings, log=print) -> tuple[list[EvalResult], dict]:
     return rows, facts
 
 
-def markdown_table(rows: list[EvalResult], facts: dict | None = None) -> str:
+def markdown_table(rows: list[PrecisionRow], facts: dict | None = None) -> str:
     """The report as Markdown: one row per precision (plus the degraded input), deltas against fp32."""
     fp32 = next((r for r in rows if r.label == "fp32"), None)
 

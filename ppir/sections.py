@@ -17,14 +17,15 @@ import math
 from dataclasses import dataclass
 
 from .errors import ConfigError
+from .infer.backend_registry import NETWORK, names as backend_names
 
 INTERVAL_UNITS = ("iter", "epoch")
 INITS = ("torch", "paddle")
 AMP_LEVELS = ("O1", "O2")
 AMP_DTYPES = ("float16", "bfloat16")
 ENGINES = ("dygraph", "to_static")
-# what restores a network in-process (--backend of predict/eval, val.backend): ppir.infer.backends.MODEL_KINDS
-NETWORK_BACKENDS = ("auto", "dygraph", "paddle", "onnxruntime")
+# what restores a network in-process (--backend of predict/eval, val.backend), from the one list of kinds
+NETWORK_BACKENDS = backend_names(NETWORK)
 
 
 @dataclass

@@ -192,6 +192,16 @@ def tiny_train_config(net, out_dir, steps, **train):
     })
 
 
+def lr_at(sched, t):
+    """The learning rate a ppir scheduler gives at step `t`, read through its public seek/get_lr and left where
+    it was (the schedule tests compare every step against an independent reference)."""
+    here = sched.last_epoch
+    sched.seek(t)
+    lr = sched.get_lr()
+    sched.seek(here)
+    return lr
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks (it turns them into the scheduling groups)
 def pytest_collection_modifyitems(config, items):
     """Under `pytest -n N --dist loadgroup` (tests/run_all.sh), each test file runs whole on one worker unless its

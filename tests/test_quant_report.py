@@ -11,7 +11,7 @@ import pytest
 
 from ppir.infer.deploy_info import read_deploy_info
 from ppir.infer.backends import OnnxRuntimeBackend, onnx_model_precision
-from ppir.quant import EvalResult, calibration_inputs, markdown_table
+from ppir.quant import PrecisionRow, calibration_inputs, markdown_table
 
 from conftest import REPO
 
@@ -100,8 +100,8 @@ def test_calibration_inputs_and_table(tiny_export, pairs_dir):
     crops = calibration_inputs(files, info, size=40)
     assert [c.shape for c in crops] == [(1, 3, 48, 48)] * 3  # 40 -> 48; smaller images reflect-padded
     assert all(c.dtype == np.float32 and 0 <= c.min() and c.max() <= 1 for c in crops)
-    rows = [EvalResult("input (degraded)", 20.0, 0.5), EvalResult("fp32", 30.0, 0.9, latency_ms=100.0, size_mb=4.0),
-            EvalResult("int8", 29.5, 0.88, 40.0, latency_ms=50.0, size_mb=1.0)]
+    rows = [PrecisionRow("input (degraded)", 20.0, 0.5), PrecisionRow("fp32", 30.0, 0.9, latency_ms=100.0, size_mb=4.0),
+            PrecisionRow("int8", 29.5, 0.88, 40.0, latency_ms=50.0, size_mb=1.0)]
     text = markdown_table(rows)
     assert "| int8 | 29.50 | 0.8800 | -0.50 | -0.0200 | 40.00 | 50.0 | 2.00x | 1.00 |" in text
     assert "| input (degraded) | 20.00 | 0.5000 | – |" in text

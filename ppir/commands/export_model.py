@@ -69,12 +69,12 @@ def main(argv=None):
         print(f"note: {stale} was converted from an earlier program; ONNX Runtime refuses it until you convert "
               f"this export again: ppir export-onnx --model_dir {args.save_dir}", file=sys.stderr)
     if args.check:
-        from ppir.infer.backends import DygraphBackend, PaddleInferenceBackend
+        from ppir.infer.backends import make_backend
 
         info = read_deploy_info(args.save_dir)
-        program = PaddleInferenceBackend(args.save_dir, info, enable_mkldnn=False)
+        program = make_backend("paddle", args.save_dir, info, {"enable_mkldnn": False})
         x = np.random.default_rng(0).random(check_input_shapes(info)[0], dtype=np.float32)
-        diff = max_rel_diff(program.run(x), DygraphBackend(model).run(x))
+        diff = max_rel_diff(program.run(x), make_backend("dygraph", model).run(x))
         if not diff <= 1e-4:
             raise ExportError(f"the saved program disagrees with the dygraph network (max relative diff {diff:.3g})")
         print(f"check: Paddle Inference vs dygraph on a random {'x'.join(map(str, x.shape))} input: "

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import ImageError
 from .image_header import jpeg_exif_orientation
+from ..uint8 import to_uint8  # the one 8-bit conversion (`ppir.uint8`); writers here and readers' users take it
 from ..paths import atomic_target
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -102,11 +103,6 @@ def read_image(path: str) -> np.ndarray:
     except OSError as e:
         raise ImageError(f"{path}: cannot read: {e.strerror or e}") from None
     return decode_image(data, path)
-
-
-def to_uint8(img: np.ndarray) -> np.ndarray:
-    """RGB float in [0, 1] -> uint8, clipping then rounding to the nearest level."""
-    return np.clip(np.rint(np.clip(img, 0.0, 1.0) * 255.0), 0, 255).astype(np.uint8)
 
 
 def encode_image(img_rgb: np.ndarray, ext: str = ".png") -> bytes:

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ..data.image_io import write_image
 from ..errors import ConfigError
 from ..infer.backends import auto_compiles
-from ..infer.loop import Item, restore_items
+from ..infer.loop import Item, restore_items, scorer
 from ..infer.restorer import ImageRestorer
 from ..metrics import MetricSet
 from ..paths import write_text
@@ -176,11 +176,7 @@ def evaluate(model: paddle.nn.Layer, dataset, metrics, *, tile: int = 0, tile_ov
     if progress:
         bar = tqdm(total=n, desc=desc, unit="img", leave=False, dynamic_ncols=True)
 
-    def score(item, restored, gt):
-        if restored.shape != gt.shape:
-            raise ConfigError(f"{item.name}: the network returned {restored.shape[1]}x{restored.shape[0]} "
-                              f"for a ground truth of {gt.shape[1]}x{gt.shape[0]} (WxH)")
-        return mset.update(restored, gt, key=item.name)
+    score = scorer(lambda item, restored, gt: mset.update(restored, gt, key=item.name))
 
     def report(item, restored, scores, _saved):
         i = len(result.per_image)

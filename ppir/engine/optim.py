@@ -108,9 +108,6 @@ class ClosedFormLR(paddle.optimizer.lr.LRScheduler):
     def get_lr(self) -> float:
         return float(self._fn(max(0, self.last_epoch)))
 
-    def lr_at(self, t: int) -> float:
-        return float(self._fn(max(0, int(t))))
-
     def seek(self, t: int) -> None:
         self.last_epoch = int(t)
         self.last_lr = self.get_lr()

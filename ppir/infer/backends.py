@@ -1,10 +1,13 @@
-"""Backends that run a network (dygraph, exported, or compiled for a VACC card) behind one tiny interface, and
-`make_backend`, the one factory every runner, the server, the quantization report and the export checks use.
+"""Backends that run a network (dygraph, exported, or compiled for a VACC card) behind one tiny interface, their
+builders, and `make_backend`, the one factory every runner, the server, the quantization report, the export
+checks and the benchmarks use.
 
-Every backend has ``run(nchw_float32) -> nchw_float32`` (the final restored image, unclipped) and a few
-attributes the runner reports: ``name``, ``device``, ``precision``, ``threads``, ``details`` (a dict for the
-benchmark report). Pre/post-processing and tiling live elsewhere (``pipeline``, ``tiling``), so a new
-backend (an accelerator SDK, a server) only has to implement ``run`` and add one builder to `BUILDERS`.
+Every backend has ``run(nchw_float32) -> nchw_float32`` (the final restored image, unclipped), ``close()``
+(no-op unless it holds a device or a file) and a few attributes the runner reports: ``name``, ``device``,
+``precision``, ``threads``, ``details`` (a dict for the benchmark report). Pre/post-processing and tiling live
+elsewhere (``pipeline``, ``tiling``). The kinds, their options and where each is offered are listed once, in
+`ppir.infer.backend_registry`; a tool offers a new kind when its `offered` names that tool's role (CONTRIBUTING.md,
+"How to add a backend").
 
 Requests the machine cannot serve (``--use_gpu`` without CUDA, TensorRT, an fp16/int8 precision that the
 backend has no path for) raise ``BackendError`` with a one-line explanation instead of crashing.
@@ -21,17 +24,13 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import PPIRError
-from ..sections import NETWORK_BACKENDS
+from . import backend_registry as registry
+from .backend_registry import BackendError, DygraphOptions, OnnxRuntimeOptions, PaddleOptions, VaccOptions
 from .deploy_info import MODEL_FILENAME, ONNX_DIGEST_KEY, ONNX_FILENAME, PARAMS_FILENAME
 from .math_threads import kept_math_threads
-from .pipeline import padded_size
+from .pipeline import padded_size, to_uint8
 
 PRECISIONS = ("fp32", "fp16", "int8")
-
-
-class BackendError(PPIRError):
-    """A backend cannot be created as asked (missing files, unavailable device or precision)."""
 
 
 class Backend:
@@ -43,6 +42,10 @@ class Backend:
 
     def run(self, nchw: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the backend holds outside Python's memory (a device stream, a temporary file); the
+        default holds nothing. Callers close every backend they built."""
 
     @property
     def details(self) -> dict:
@@ -308,7 +311,7 @@ def normalize(nchw_uint8: np.ndarray) -> np.ndarray:
 
 def denormalize(nchw_float: np.ndarray) -> np.ndarray:
     """float in [0, 1] -> uint8 (nearest), exact for inputs that came from `normalize`."""
-    return np.clip(np.rint(np.asarray(nchw_float, np.float32) * 255.0), 0, 255).astype(np.uint8)
+    return to_uint8(nchw_float)
 
 
 def vdsp_params(height: int, width: int) -> dict:
@@ -395,26 +398,29 @@ class VaccBackend(Backend):
         return {**super().details, "device_id": self.device_id}
 
 
-# ----------------------------------------------------------------------------------------------- factory
-def _dygraph(source, info, o):
-    return DygraphBackend(source, threads=o["threads"])
+# ----------------------------------------------------------------------------------------------- builders
+# One per kind, named in `backend_registry.KINDS`: builder(source, info, options, notes) -> Backend, `options` the
+# kind's own dataclass. "paddle" and "onnxruntime" take an export folder or a paddle.nn.Layer (then compiled in
+# this process); "auto" chooses for a Layer.
+def build_dygraph(source, info, o: DygraphOptions, notes):
+    return DygraphBackend(source, threads=o.threads)
 
 
-def _paddle(source, info, o):
+def build_paddle(source, info, o: PaddleOptions, notes):
     if not isinstance(source, (str, os.PathLike)):
-        return _compiled("paddle", source, info, o)
-    return PaddleInferenceBackend(source, info, use_gpu=o["use_gpu"], enable_mkldnn=bool(o["enable_mkldnn"]),
-                                  cpu_threads=o["threads"], use_tensorrt=o["use_tensorrt"], precision=o["precision"],
-                                  model_file=o["model_file"], params_file=o["params_file"], gpu_id=o["gpu_id"])
+        return _compiled("paddle", source, info, o, notes)
+    return PaddleInferenceBackend(source, info, use_gpu=o.use_gpu, enable_mkldnn=bool(o.enable_mkldnn),
+                                  cpu_threads=o.threads, use_tensorrt=o.use_tensorrt, precision=o.precision,
+                                  model_file=o.model_file, params_file=o.params_file, gpu_id=o.gpu_id)
 
 
-def _onnxruntime(source, info, o):
+def build_onnxruntime(source, info, o: OnnxRuntimeOptions, notes):
     if not isinstance(source, (str, os.PathLike)):
-        return _compiled("onnxruntime", source, info, o)
-    model_file = o["model_file"] or os.path.join(source, ONNX_FILENAME)
-    backend = OnnxRuntimeBackend(model_file, info, use_gpu=o["use_gpu"], cpu_threads=o["threads"],
-                                 use_tensorrt=o["use_tensorrt"], precision=o["precision"],
-                                 check_precision=o["check_precision"])
+        return _compiled("onnxruntime", source, info, o, notes)
+    model_file = o.model_file or os.path.join(source, ONNX_FILENAME)
+    backend = OnnxRuntimeBackend(model_file, info, use_gpu=o.use_gpu, cpu_threads=o.threads,
+                                 use_tensorrt=o.use_tensorrt, precision=o.precision,
+                                 check_precision=o.check_precision)
     _check_onnx_stamp(backend, model_file, source, info)
     return backend
 
@@ -437,8 +443,8 @@ def _check_onnx_stamp(backend, model_file, model_dir, info) -> None:
                        f"an earlier export?); convert it again: ppir export-onnx --model_dir {model_dir}")
 
 
-def _vacc(source, info, o):
-    return VaccBackend(source, o["vdsp_params"], o["device_id"], o["batch_size"])
+def build_vacc(source, info, o: VaccOptions, notes):
+    return VaccBackend(source, o.vdsp_params, o.device_id, o.batch_size)
 
 
 def compiled_name(kind: str, enable_mkldnn: bool) -> str:
@@ -446,7 +452,7 @@ def compiled_name(kind: str, enable_mkldnn: bool) -> str:
     return {"paddle": "Paddle Inference" + (" + oneDNN" if enable_mkldnn else ""), "onnxruntime": "ONNX Runtime"}[kind]
 
 
-def _compiled(kind, model, info, o):
+def _compiled(kind, model, info, o, notes):
     """`kind` on a paddle.nn.Layer: compiled in-process into a private temporary folder (`compile.compiled_folder`,
     gone once the predictor or session is built), then built by the kind's own builder from that folder. oneDNN
     is on unless enable_mkldnn=False. The build time is told once through `notes`."""
@@ -456,20 +462,22 @@ def _compiled(kind, model, info, o):
 
     # the program compiled here is the network's own: no export's digest applies to it
     info = dataclasses.replace(info, program_digest="") if info else model_info(model)
-    o = {**o, "enable_mkldnn": o["enable_mkldnn"] is not False, "model_file": None, "params_file": None}
-    what = compiled_name(kind, o["enable_mkldnn"] and not o["use_gpu"])
+    mkldnn = getattr(o, "enable_mkldnn", None) is not False
+    o = dataclasses.replace(o, model_file=None, **({"enable_mkldnn": mkldnn, "params_file": None}
+                                                    if kind == "paddle" else {}))
+    what = compiled_name(kind, mkldnn and not o.use_gpu)
     name = type(model).__name__
     start = time.perf_counter()
     try:
         with compiled_folder(model, info, onnx=kind == "onnxruntime") as folder:
-            backend = BUILDERS[kind](folder, info, o)
+            backend = registry.kind(kind).build(folder, info, o, notes)
     except (ExportError, BackendError) as e:
         raise BackendError(f"cannot compile {name} for {what}: {e}") from None
     except Exception as e:  # noqa: BLE001 - to_static and the predictors raise anything; users get one line
         why = (str(e).strip().splitlines() or [""])[0]
         raise BackendError(f"cannot compile {name} for {what}: {type(e).__name__}: {why[:300]}") from None
     backend.build_seconds = time.perf_counter() - start
-    o["notes"](f"compiled {name} for {what} in {backend.build_seconds:.1f} s")
+    notes(f"compiled {name} for {what} in {backend.build_seconds:.1f} s")
     return backend
 
 
@@ -477,12 +485,8 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-# kind -> builder(source, info, options). A new way of running a network is one builder here; every tool that
-# takes a backend kind then offers it. "paddle" and "onnxruntime" take an export folder or a paddle.nn.Layer (then
-# compiled in this process); "auto" (`make_backend` only) chooses for a Layer.
-BUILDERS = {"dygraph": _dygraph, "paddle": _paddle, "onnxruntime": _onnxruntime, "vacc": _vacc}
-KINDS = tuple(BUILDERS)
-MODEL_KINDS = NETWORK_BACKENDS  # what --backend offers for a network (predict, eval) and val.backend
+KINDS = registry.names()
+MODEL_KINDS = registry.names(registry.NETWORK)  # what --backend offers for a network (predict, eval) and val.backend
 
 
 def add_backend_arg(parser) -> None:
@@ -501,42 +505,35 @@ def auto_compiles(use_gpu: bool = False) -> bool:
     return not use_gpu and paddle.device.get_device().startswith("cpu")
 
 
-def _auto(source, info, o):
+def build_auto(source, info, o: PaddleOptions, notes):
     """The fastest correct backend for a network: on CPU Paddle Inference + oneDNN compiled in-process, dygraph
     (with one `note:` line saying why) when that cannot be built; on a GPU dygraph (`auto_compiles`)."""
-    if not auto_compiles(o["use_gpu"]):
-        return _dygraph(source, info, o)
+    if isinstance(source, (str, os.PathLike)):
+        raise BackendError("backend auto chooses for a network (paddle.nn.Layer); for an export folder "
+                           "choose paddle or onnxruntime")
+    dygraph = DygraphOptions(threads=o.threads)
+    if not auto_compiles(o.use_gpu):
+        return build_dygraph(source, info, dygraph, notes)
     try:
-        return _compiled("paddle", source, info, o)
+        return _compiled("paddle", source, info, o, notes)
     except Exception as e:  # noqa: BLE001 - any failure to compile leaves the always-working dygraph path
         why = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        o["notes"](f"note: {why[:300]}; using dygraph")
-        return _dygraph(source, info, o)
+        notes(f"note: {why[:300]}; using dygraph")
+        return build_dygraph(source, info, dygraph, notes)
 
 
-def make_backend(kind: str, source, info=None, *, use_gpu: bool = False, threads: int | None = None,
-                 enable_mkldnn: bool | None = None, precision: str = "fp32", model_file: str | None = None,
-                 params_file: str | None = None, use_tensorrt: bool = False, gpu_id: int = 0,
-                 check_precision: bool = True, vdsp_params: str | None = None, device_id: int = 0,
-                 batch_size: int = 1, notes: Callable[[str], object] | None = None) -> Backend:
-    """The backend of `kind` on `source`: a paddle.nn.Layer ("dygraph"; "paddle" and "onnxruntime" compile it
-    in-process; "auto" picks, see `_auto`), an export folder ("paddle", "onnxruntime"; `model_file`/`params_file`
-    replace its default files) or a vamc model prefix ("vacc"). `info` is the export's DeployInfo where there is
-    one (for a Layer: `dygraph.model_info(model)` by default). oneDNN (`enable_mkldnn`) is off for an export folder
-    and on for a compiled network unless given. `notes` hears the one-line build report or fallback note (default:
-    stderr). BackendError (one line) when it cannot be built."""
-    if kind not in BUILDERS and kind != "auto":
-        raise BackendError(f"unknown backend {kind!r}; choose from {', '.join(KINDS)}")
-    options = dict(use_gpu=bool(use_gpu), threads=threads, enable_mkldnn=enable_mkldnn, precision=precision,
-                   model_file=model_file, params_file=params_file, use_tensorrt=bool(use_tensorrt), gpu_id=gpu_id,
-                   check_precision=check_precision, vdsp_params=vdsp_params, device_id=device_id,
-                   batch_size=batch_size, notes=notes or _stderr)
-    if kind == "auto":
-        if isinstance(source, (str, os.PathLike)):
-            raise BackendError("backend auto chooses for a network (paddle.nn.Layer); for an export folder "
-                               "choose paddle or onnxruntime")
-        return _auto(source, info, options)
-    return BUILDERS[kind](source, info, options)
+def make_backend(kind: str, source, info=None, options=None,
+                 notes: Callable[[str], object] | None = None) -> Backend:
+    """The backend of `kind` (a name in `backend_registry.KINDS`) on `source`: a paddle.nn.Layer ("dygraph";
+    "paddle" and "onnxruntime" compile it in-process; "auto" picks, see `build_auto`), an export folder ("paddle",
+    "onnxruntime"; `model_file`/`params_file` replace its default files) or a vamc model prefix ("vacc").
+    `options` are the kind's: its options dataclass, or a dict of its fields (an unknown key is a one-line
+    BackendError), None for the defaults. `info` is the export's DeployInfo where there is one (for a Layer:
+    `dygraph.model_info(model)` by default). oneDNN (`enable_mkldnn`) is off for an export folder and on for a
+    compiled network unless given. `notes` hears the one-line build report or fallback note (default: stderr).
+    BackendError (one line) when it cannot be built."""
+    entry = registry.kind(kind)
+    return entry.build(source, info, registry.options_for(kind, options), notes or _stderr)
 
 
 def warmup_input(info, side: int = 1) -> np.ndarray:

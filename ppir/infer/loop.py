@@ -21,7 +21,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Hashable, Iterable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -32,8 +32,9 @@ from .memory import check_image_file
 from .pipeline import to_uint8
 
 
-class NotScored(Exception):
-    """Why a restored image has no score (no ground truth, an unreadable one, another size): one line."""
+class NotScored(ImageError):
+    """Why a restored image has no score (no ground truth, an unreadable one, another size): one line. The runners
+    count it and go on; a strict run (the evaluator, the quantization report) stops on it like any ImageError."""
 
 
 @dataclass
@@ -97,7 +98,24 @@ def print_note(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ the loop
-def restore_items(engine, items: Iterable[Item], score: Callable | None = None,
+@runtime_checkable
+class RestoreEngine(Protocol):
+    """What `restore_items` restores with: `ImageRestorer` (any backend) and the VACC pipeline satisfy it."""
+
+    images_per_call: int  # at most this many prepared inputs of equal key go to one `run`
+
+    def prepare(self, img: np.ndarray, name: str | None = None) -> tuple[Any, Hashable | None]:
+        """(the network's input for `img`, its batch key: inputs with equal keys may share a call; None never
+        shares). ImageError / ValueError for an image it cannot take."""
+
+    def run(self, prepared: list, key: Hashable | None) -> list:
+        """The network's outputs for `prepared` (inputs of one key), in order."""
+
+    def finish(self, y: Any, img: np.ndarray) -> np.ndarray:
+        """The restored image (what is saved and scored) from one output and the image it came from."""
+
+
+def restore_items(engine: RestoreEngine, items: Iterable[Item], score: Callable | None = None,
                   report: Callable | None = None, strict: bool = False, repeat: int = 1,
                   errors: Callable[[str], object] = print_error) -> RunSummary:
     """Restore every item with `engine`, up to `engine.images_per_call` of equal batch key per network call.
@@ -106,7 +124,7 @@ def restore_items(engine, items: Iterable[Item], score: Callable | None = None,
     after each restored image; `repeat` > 1 runs each network call that many times and keeps the fastest (the
     quantization report's latency). Returns the counts, scores and timings (read + prepare, network, finish)."""
     summary = RunSummary()
-    chunk_size = max(1, int(getattr(engine, "images_per_call", 1)))
+    chunk_size = max(1, int(engine.images_per_call))
     t_start = time.perf_counter()
     chunk: list = []
     for item in items:
@@ -272,17 +290,22 @@ def metric_functions():
     return (lambda out, gt: float(psnr_metric(out, gt))), ssim
 
 
-def pixel_scores():
-    """score(item, restored, gt) -> {"psnr", "ssim"} on 8-bit images; NotScored when the sizes differ."""
-    psnr_fn, ssim_fn = metric_functions()
-
+def scorer(metrics: Callable[[Item, np.ndarray, np.ndarray], dict]) -> Callable:
+    """The one `score(item, restored, gt)` every tool gives `restore_items`: NotScored (one line) when the sizes
+    differ, else `metrics(item, restored, gt)` (a dict of scores)."""
     def score(item, restored, gt):
         if gt.shape != restored.shape:
-            raise NotScored(f"ground truth {item.gt_path} is {gt.shape[1]}x{gt.shape[0]}, the image "
+            raise NotScored(f"ground truth {item.gt_path or item.name} is {gt.shape[1]}x{gt.shape[0]}, the image "
                             f"{restored.shape[1]}x{restored.shape[0]}")
-        return {"psnr": psnr_fn(restored, gt), "ssim": ssim_fn(restored, gt)}
+        return metrics(item, restored, gt)
 
     return score
+
+
+def pixel_scores():
+    """score(item, restored, gt) -> {"psnr", "ssim"} on 8-bit images (`scorer`)."""
+    psnr_fn, ssim_fn = metric_functions()
+    return scorer(lambda item, restored, gt: {"psnr": psnr_fn(restored, gt), "ssim": ssim_fn(restored, gt)})
 
 
 def score_text(scores: dict) -> str:

@@ -7,7 +7,7 @@ so the result has the input's exact size.
 The steps, as in the seed deploy docs (and driven by inference.yml in the runners):
 
 * read with OpenCV, BGR -> RGB, /255 (gray -> 3 channels, alpha dropped, 16-bit /65535: `ppir.data.image_io`);
-* HWC -> 1 x C x H x W float32, reflect-padded (`preprocess`);
+* HWC -> 1 x C x H x W float32 (`to_nchw`), reflect-padded (`pad_to_multiple`);
 * network (whole image, or tiles: `ppir.infer.tiling`);
 * crop back, clip to [0, 1] (`postprocess`), x255 to uint8 with the model's rounding (`to_uint8`), RGB -> BGR
   on writing.
@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..uint8 import ROUNDINGS, to_uint8  # noqa: F401 - the one 8-bit conversion, re-exported for the runners
 from ..models.common import padded_size
-
-ROUNDINGS = ("nearest", "half_up")
 
 
 def pad_to_multiple(chw: np.ndarray, multiple: int, min_size: int = 0) -> np.ndarray:
@@ -57,31 +56,12 @@ def to_nchw(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)[None]
 
 
-def preprocess(img_rgb: np.ndarray, multiple: int = 1, min_size: int = 0) -> np.ndarray:
-    """HxWx3 RGB float in [0, 1] -> 1x3xH'xW' float32, padded for the network."""
-    return pad_to_multiple(to_nchw(img_rgb), multiple, min_size)
-
-
 def postprocess(nchw: np.ndarray, height: int, width: int) -> np.ndarray:
     """1xCxH'xW' network output -> HxWx3 RGB float32 in [0, 1], cropped back to the input size."""
     out = np.asarray(nchw)[0, :, :height, :width]
     if out.shape[0] == 1:
         out = np.repeat(out, 3, axis=0)
     return np.clip(out.transpose(1, 2, 0), 0.0, 1.0).astype(np.float32)
-
-
-def to_uint8(img: np.ndarray, rounding: str = "nearest") -> np.ndarray:
-    """Float image (any range; clipped to [0, 1]) -> uint8.
-
-    "nearest": round(255 x) (half to even), as tools/predict.py and most official test scripts.
-    "half_up": MIMO-UNet's official convention: clip, + 0.5/255, x255, truncate (torchvision's to_pil_image).
-    """
-    x = np.clip(np.asarray(img, np.float32), 0.0, 1.0)
-    if rounding == "nearest":
-        return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
-    if rounding == "half_up":
-        return np.clip(np.floor((x + 0.5 / 255.0) * 255.0), 0, 255).astype(np.uint8)
-    raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
 
 
 def final_output(outputs):

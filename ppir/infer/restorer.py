@@ -80,7 +80,7 @@ class ImageRestorer:
         if backend not in MODEL_KINDS:
             raise ConfigError(f"backend must be one of {', '.join(MODEL_KINDS)} for a network, got {backend!r}")
         info = model_info(model)
-        return cls(make_backend(backend, model, info, threads=threads, notes=backend_notes), info, **options)
+        return cls(make_backend(backend, model, info, {"threads": threads}, notes=backend_notes), info, **options)
 
     @property
     def tiled(self) -> bool:
@@ -144,6 +144,12 @@ class ImageRestorer:
         img_rgb = checked_image(img_rgb, name)
         h, w = img_rgb.shape[:2]
         return self.to_image(self.network_output(img_rgb, self.tile_for(img_rgb, name)), h, w)
+
+    in_child_process = False  # a predictor of the server's pool: this one runs in the server's own process
+
+    def close(self) -> None:
+        """Close the backend (a no-op unless it holds a device stream or a temporary file)."""
+        self.backend.close()
 
     # -------------------------------------------------------------- the engine interface of ppir.infer.loop
     @property

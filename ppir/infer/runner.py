@@ -35,6 +35,7 @@ from ..errors import ConfigError, ImageError
 from ..metrics import SSIM_WINDOW
 from ..scaleout.batch import add_engine_args
 from ..scaleout.cluster import require_ray
+from .backend_registry import EXPORT, names as backend_names, option_names
 from .backends import make_backend, warm_up as warm_up_backend
 from .deploy_info import read_deploy_info
 from .memory import TOLERANCE_NOTE, check_image_file, default_budget, memory_arg, peak_rss_bytes
@@ -44,7 +45,7 @@ from .loop import (RunSummary, average_line, file_items, final_line, list_images
 from .restorer import ImageRestorer
 from .tiling import BLENDS
 
-BACKENDS = ("paddle", "onnxruntime")
+BACKENDS = backend_names(EXPORT)
 
 
 # ------------------------------------------------------------------------------------------ command line
@@ -266,9 +267,11 @@ def _stdout_to_stderr():
 
 def backend_from_args(kind: str, args, info):
     """The backend the command line asks for, through the one factory (`ppir.infer.backends.make_backend`)."""
-    return make_backend(kind, args.model_dir, info, use_gpu=args.use_gpu, enable_mkldnn=args.enable_mkldnn,
-                        threads=args.cpu_threads, use_tensorrt=args.use_tensorrt, precision=args.precision,
-                        model_file=args.model_file, params_file=getattr(args, "params_file", None))
+    settings = dict(use_gpu=args.use_gpu, enable_mkldnn=args.enable_mkldnn, threads=args.cpu_threads,
+                    use_tensorrt=args.use_tensorrt, precision=args.precision, model_file=args.model_file,
+                    params_file=getattr(args, "params_file", None))
+    # both runners share the TIPC flags; ONNX Runtime has no oneDNN switch and no separate params file
+    return make_backend(kind, args.model_dir, info, {k: v for k, v in settings.items() if k in option_names(kind)})
 
 
 def main(argv=None, backend: str = "paddle", prog: str | None = None) -> int:

@@ -54,18 +54,6 @@ def grid_starts(size: int, tile: int) -> list[int]:
     return starts
 
 
-def placements(height: int, width: int, tile_h: int, tile_w: int, overlap: int = 0,
-               blend: str = "smooth") -> list[tuple[int, int]]:
-    """(top, left) of every tile, row by row."""
-    if blend == "smooth":
-        rows, cols = tile_starts(height, tile_h, overlap), tile_starts(width, tile_w, overlap)
-    elif blend == "mean":
-        rows, cols = grid_starts(height, tile_h), grid_starts(width, tile_w)
-    else:
-        raise ValueError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
-    return [(r, c) for r in rows for c in cols]
-
-
 def _ramp(length: int) -> np.ndarray:
     """Rising raised-cosine ramp over `length` pixels, strictly inside (0, 1); ramp + ramp[::-1] == 1."""
     t = (np.arange(length, dtype=np.float64) + 0.5) / length

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..cli import BOOL, ArgumentParser
 from ..errors import ConfigError, ImageError
+from .backend_registry import VACC as VACC_ROLE, names as backend_names
 from .backends import BackendError, make_backend, normalize
 from .deploy_info import INFO_FILENAME, ONNX_FILENAME, DeployInfo, read_deploy_info
 from .pipeline import ROUNDINGS, to_uint8
@@ -177,7 +178,7 @@ def build_parser(prog: str | None = None):
         "never the input folder unless --overwrite)")
     add("--overwrite", default=False, **BOOL,
         help="allow --save_dir to be (inside) the input or ground-truth folder, replacing inputs")
-    add("--backend", choices=("vacc", "onnxruntime"), default="vacc",
+    add("--backend", choices=backend_names(VACC_ROLE), default="vacc",
         help="vacc: the card through vaststreamx (default); onnxruntime: the CPU stand-in")
     add("--vdsp_params", default=None,
         help="vacc: the vdsp pre-processing JSON (default: generated for the compiled shape, DIV255)")
@@ -222,7 +223,8 @@ def _find_rounding(args) -> tuple[str, str]:
 def backend_from_args(args):
     """(backend, compiled height, width) for the command line's --backend."""
     if args.backend == "vacc":
-        backend = make_backend("vacc", args.model_prefix, vdsp_params=args.vdsp_params, device_id=args.device_id)
+        backend = make_backend("vacc", args.model_prefix, None, {"vdsp_params": args.vdsp_params,
+                                                                    "device_id": args.device_id})
         _, _, h, w = backend.fixed_shape
         if args.shape and _parse_shape(args.shape) != (h, w):
             raise ConfigError(f"--shape {args.shape}: the compiled model takes {h}x{w}")
@@ -235,7 +237,8 @@ def backend_from_args(args):
     if not os.path.isfile(path):
         raise BackendError(f"--model_prefix {args.model_prefix}: no ONNX model there (give the .onnx file that "
                            f"tools/export_onnx.py wrote, or its folder)")
-    backend = make_backend("onnxruntime", os.path.dirname(path), model_file=path, threads=args.cpu_threads)
+    backend = make_backend("onnxruntime", os.path.dirname(path), None,
+                           {"model_file": path, "threads": args.cpu_threads})
     dims = onnx_input_shape(path)
     fixed = tuple(dims[2:]) if len(dims) == 4 and all(isinstance(d, int) and d > 0 for d in dims[2:]) else None
     if args.shape:
@@ -277,8 +280,7 @@ def main(argv=None, prog: str | None = None) -> int:
     try:
         summary = restore_items(pipe, items, score=pixel_scores() if args.gt_dir else None, report=print_line)
     finally:
-        if hasattr(backend, "close"):
-            backend.close()
+        backend.close()
     if summary.psnr:
         print(average_line(summary), flush=True)
     t = summary.timings

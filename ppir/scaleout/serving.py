@@ -85,6 +85,11 @@ class RemoteRestorer:
         # predictor: each replica's share of --max-memory (0 with --tile, where tiles bound the memory)
         self.planner = types.SimpleNamespace(budget=int(budget))
 
+    in_child_process = False  # the replicas are Ray's; nothing of this process to stop
+
+    def close(self) -> None:
+        """Nothing to release here: Serve owns the replicas (`deploy`'s stop shuts them down)."""
+
     def __call__(self, img):
         from ray.exceptions import ActorUnavailableError, RayActorError
         from ray.serve.exceptions import BackPressureError

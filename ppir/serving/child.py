@@ -93,6 +93,8 @@ class PredictorProcess:
     """A restorer `build(*build_args)` living in a child process; `restore(raw)` is `restore_png` over a pipe.
     Used by one predictor thread at a time."""
 
+    in_child_process = True  # what the server's start-up line reports; `close` stops the process
+
     def __init__(self, build, build_args: tuple, max_pixels: int, name: str = "ppir-predictor"):
         self.build, self.build_args, self.max_pixels, self.name = build, build_args, max_pixels, name
         self.backend = types.SimpleNamespace(name="", device="")

@@ -85,17 +85,13 @@ class PredictorPool:
             t.join(timeout)
         self._threads = []
         for backend in self.backends:  # predictors in child processes are stopped here
-            if hasattr(backend, "close"):
+            if backend is not None:  # a predictor that failed to build has nothing to close
                 backend.close()
 
     # ------------------------------------------------------------------------------------------- requests
     @property
     def capacity(self) -> int:
         return self.workers + self.queue_size
-
-    @property
-    def in_flight(self) -> int:
-        return self._admitted
 
     @property
     def running(self) -> int:

@@ -20,6 +20,7 @@ import sys
 
 from ..cli import BOOL
 from ..errors import ConfigError
+from ..infer.backend_registry import EXPORT, names as backend_names, option_names
 from ..infer.backends import BackendError, make_backend, warm_up, warmup_input
 from ..infer.deploy_info import read_deploy_info
 from ..infer.memory import memory_arg
@@ -31,7 +32,7 @@ from .idle import DEFAULT_HEAD_TIMEOUT, protocol_class, with_head_timeout
 DEFAULT_MAX_PIXELS = 4096 * 4096  # also OpenCV's limit, set before OpenCV loads (opencv_limit.py)
 DEFAULT_MAX_MEMORY = 2 << 30  # what requests may make the predictors use together: a 4096^2 image fits, tiled
 DEFAULT_QUEUE_SIZE = 64  # a burst of a few dozen clients waits its turn instead of being refused
-BACKENDS = ("paddle", "onnxruntime")
+BACKENDS = backend_names(EXPORT)
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -124,8 +125,11 @@ def predictor_budget(args) -> int:
 def make_restorer(args, info, threads: int, batch_size: int = 1):
     """One backend + ImageRestorer for a predictor thread or a Ray Serve replica (which restores up to
     `batch_size` images of one size per network call), warmed up (`--warmup` runs on a small input)."""
-    backend = make_backend(args.backend, args.model_dir, info, use_gpu=args.use_gpu, threads=threads,
-                           enable_mkldnn=args.enable_mkldnn, model_file=args.model_file)
+    settings = dict(use_gpu=args.use_gpu, threads=threads, enable_mkldnn=args.enable_mkldnn,
+                    model_file=args.model_file)
+    # one set of flags for both kinds; ONNX Runtime has no oneDNN switch
+    backend = make_backend(args.backend, args.model_dir, info,
+                           {k: v for k, v in settings.items() if k in option_names(args.backend)})
     restorer = ImageRestorer(backend, info, args.tile, args.tile_overlap, batch_size=batch_size,
                              max_memory=predictor_budget(args))
     if args.warmup > 0:
@@ -268,7 +272,7 @@ def main(argv=None, prog: str | None = None) -> int:
                                    limit_concurrency=args.max_connections, timeout_keep_alive=5,
                                    http=with_head_timeout(protocol_class(http_parser()), args.header_timeout))
         server = uvicorn.Server(uv_config)
-        where = (f"{args.workers} predictor(s){' in child processes' if hasattr(pool.backends[0], 'close') else ''}"
+        where = (f"{args.workers} predictor(s){' in child processes' if pool.backends[0].in_child_process else ''}"
                  f" x {threads} thread(s)" if stop_ray is None else
                  f"{args.workers} request(s) at once x {args.cpu_threads or 1} CPU(s) per replica")
         log.info("%s on %s, device %s, %s, queue %d, max %d pixels, bodies at most %.0f MB each, %.0f MB in flight",

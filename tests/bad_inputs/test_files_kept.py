@@ -138,7 +138,8 @@ def test_an_unstamped_model_onnx_in_the_export_folder_is_refused(converted, tmp_
         make_backend("onnxruntime", str(export), read_deploy_info(str(export)))
     # the same file passed by another name (a hand-made or quantized copy) is the user's explicit choice
     shutil.copy(export / "model.onnx", tmp_path / "mine.onnx")
-    make_backend("onnxruntime", str(export), read_deploy_info(str(export)), model_file=str(tmp_path / "mine.onnx"))
+    make_backend("onnxruntime", str(export), read_deploy_info(str(export)),
+                 {"model_file": str(tmp_path / "mine.onnx")})
 
 
 # ----------------------------------------------------------------------- case 3: a finished run is not taken over

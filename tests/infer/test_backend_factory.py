@@ -20,31 +20,31 @@ def export_dir(tiny_hinet_export):
 
 
 def test_every_kind_from_one_factory(export_dir):
-    assert KINDS == ("dygraph", "paddle", "onnxruntime", "vacc")
+    assert KINDS == ("auto", "dygraph", "paddle", "onnxruntime", "vacc")
     info = read_deploy_info(export_dir)
     model = tiny_hinet()
     x = np.random.default_rng(0).random((1, 3, 32, 48), dtype=np.float32)
-    dyg = make_backend("dygraph", model, threads=1)
-    pdi = make_backend("paddle", export_dir, info, threads=1)
-    ort = make_backend("onnxruntime", export_dir, info, threads=1)
+    dyg = make_backend("dygraph", model, options={"threads": 1})
+    pdi = make_backend("paddle", export_dir, info, {"threads": 1})
+    ort = make_backend("onnxruntime", export_dir, info, {"threads": 1})
     assert isinstance(dyg, DygraphBackend) and isinstance(pdi, PaddleInferenceBackend)
     assert isinstance(ort, OnnxRuntimeBackend) and ort.threads == 1
     ref = dyg.run(x)
     assert np.abs(pdi.run(x) - ref).max() < 1e-5 and np.abs(ort.run(x) - ref).max() < 1e-4
     # model_file replaces the folder's default program (what quant_report's int8/fp16 files use)
-    alt = make_backend("onnxruntime", "/nonexistent", info, model_file=os.path.join(export_dir, "model.onnx"))
+    alt = make_backend("onnxruntime", "/nonexistent", info, {"model_file": os.path.join(export_dir, "model.onnx")})
     assert np.array_equal(alt.run(x), ort.run(x))
 
 
 def test_refusals_are_one_line(tmp_path):
-    with pytest.raises(BackendError, match="unknown backend 'tensorflow'; choose from dygraph, paddle"):
+    with pytest.raises(BackendError, match="unknown backend 'tensorflow'; choose from auto, dygraph, paddle"):
         make_backend("tensorflow", str(tmp_path))
     with pytest.raises(BackendError, match="inference.json: no such file"):
         make_backend("paddle", str(tmp_path))
     with pytest.raises(BackendError, match="model.onnx: no such ONNX model"):
         make_backend("onnxruntime", str(tmp_path))
     with pytest.raises(BackendError, match="--precision must be one of"):
-        make_backend("onnxruntime", str(tmp_path), precision="int4")
+        make_backend("onnxruntime", str(tmp_path), options={"precision": "int4"})
 
 
 def test_vacc_kind_without_the_sdk_names_it(tmp_path):

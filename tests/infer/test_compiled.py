@@ -187,7 +187,7 @@ def test_a_predictor_run_leaves_the_process_math_threads_and_training_arithmetic
     model = tiny("hinet")
     x = np.random.default_rng(1).random((2, 3, 32, 32), dtype=np.float32)
     reference = _gradients(model, x)
-    backend = make_backend("paddle", model, enable_mkldnn=True)
+    backend = make_backend("paddle", model, options={"enable_mkldnn": True})
     backend.run(x[:1])
     assert math_threads() == before
     after = _gradients(model, x)

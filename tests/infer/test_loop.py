@@ -125,3 +125,43 @@ def test_image_restorer_batches_whole_images_and_averages_the_ensemble():
     # a network equivariant to flips and rotations: the ensemble equals a single pass
     assert np.allclose(out, ImageRestorer(Recorder(), info, output="float").restore(imgs[2]), atol=1e-6)
     assert out.shape == (9, 5, 3) and ensemble(imgs[2]).dtype == np.uint8
+
+
+def test_every_engine_satisfies_the_declared_interface():
+    """`RestoreEngine` is what restore_items uses; the restorer, the batch pool's kept outputs and this file's
+    fake engine satisfy it (attributes and methods), and an object missing `finish` does not."""
+    from ppir.infer.loop import RestoreEngine
+    from ppir.scaleout.batch import KeptOutputs
+
+    engines = [ImageRestorer(Recorder(), DeployInfo(model_name="M")), KeptOutputs("uint8"), Doubler()]
+    assert all(isinstance(e, RestoreEngine) for e in engines)
+
+    class NoFinish:
+        images_per_call = 1
+
+        def prepare(self, img, name=None):
+            return img, None
+
+        def run(self, prepared, key):
+            return prepared
+
+    assert not isinstance(NoFinish(), RestoreEngine)
+
+
+def test_one_scorer_for_every_tool():
+    """`scorer` checks sizes once for the runners, the evaluator and the quantization report: a size mismatch is
+    NotScored (an ImageError: one line in a strict run), counted as unscored by a runner."""
+    from ppir.errors import ImageError
+    from ppir.infer.loop import scorer
+
+    score = scorer(lambda item, restored, gt: {"diff": float(np.abs(restored - gt).max())})
+    same = Item("a", "a.png", load=lambda: np.zeros((4, 5, 3)), gt=lambda: np.ones((4, 5, 3)), gt_path="gt/a.png")
+    assert score(same, np.zeros((4, 5, 3)), np.ones((4, 5, 3))) == {"diff": 1.0}
+    with pytest.raises(ImageError, match=r"^ground truth gt/a.png is 5x4, the image 6x4$") as e:
+        score(same, np.zeros((4, 6, 3)), np.ones((4, 5, 3)))
+    assert isinstance(e.value, NotScored)
+    no_path = Item("0007", "0007", load=lambda: np.zeros((2, 2, 3)), gt=lambda: np.zeros((3, 2, 3)))
+    summary = restore_items(Doubler(), [no_path], score=score, errors=(lines := []).append)
+    assert summary.unscored == ["0007"] and lines == ["0007: not scored: ground truth 0007 is 2x3, the image 2x2"]
+    with pytest.raises(NotScored, match="ground truth 0007 is 2x3"):
+        restore_items(Doubler(), [no_path], score=score, strict=True)
