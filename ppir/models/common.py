@@ -27,6 +27,7 @@ import numbers
 from typing import Mapping
 
 import numpy as np
+from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
