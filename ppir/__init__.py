@@ -3,6 +3,9 @@
 Public API::
 
     import ppir
+    restorer = ppir.Restorer("configs/hinet_sidd_1x.yml", "HINet-SIDD-1x.pth")
+    out = restorer(img)                                # HxWx3 uint8 (or float in [0, 1]) numpy image
+
     model = ppir.build_model("configs/hinet_sidd_0.5x.yml", overrides=["model.wf=16"])
     ppir.load_weights(model, "HINet-SIDD-0.5x.pth")   # .pdparams, official .pth/.pkl, .npz
 
@@ -17,6 +20,7 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it (imported on first access)
 _LAZY = {
+    "Restorer": "ppir.infer.api",
     "build_model": "ppir.models.build",
     "load_weights": "ppir.weights",
     "save_weights": "ppir.weights",
@@ -26,7 +30,7 @@ _LAZY = {
     "MODELS": "ppir.registry",
 }
 
-__all__ = ["build_model", "load_weights", "save_weights", "load_config", "Config", "count_parameters",
+__all__ = ["Restorer", "build_model", "load_weights", "save_weights", "load_config", "Config", "count_parameters",
            "MODELS", "PPIRError", "ConfigError", "CheckpointError", "DatasetError", "ImageError", "__version__"]
 
 
