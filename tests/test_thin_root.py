@@ -102,3 +102,32 @@ def test_paddle_loads_with_every_core_and_without_the_data_parallel_warning():
     assert "OMP_NUM_THREADS" not in r.stderr
     chosen = run_python("import os, ppir.weights; print(os.environ['OMP_NUM_THREADS'])", dict(env, OMP_NUM_THREADS="1"))
     assert chosen.stdout.split() == ["1"]  # the user's own choice is kept
+
+
+def test_serve_sets_the_opencv_limit_in_process_before_cv2_loads():
+    code = ("import os, sys\n"
+            "from ppir.commands import load\n"
+            "serve = load('serve')\n"
+            "before = 'cv2' in sys.modules\n"
+            "serve.prepare(['--model_dir', 'm', '--max-pixels', '12345'])\n"
+            "import cv2\n"
+            "print(before, os.environ['OPENCV_IO_MAX_IMAGE_PIXELS'])\n"
+            "from ppir.serving.protocol import opencv_pixel_limit_active\n"
+            "print(opencv_pixel_limit_active(12345))\n"
+            "try:\n    serve.prepare(['--max-pixels', '999'])\nexcept Exception as e:\n"
+            "    print(type(e).__name__, e)\n")
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_IO_MAX_IMAGE_PIXELS"}
+    r = run_python(code, env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "False 12345"  # nothing had loaded OpenCV; the limit was set in this process
+    assert lines[1] == "True"  # and OpenCV enforces it
+    assert lines[2].startswith("ConfigError OpenCV was loaded before the server could set its pixel limit")
+
+
+def test_the_serving_client_script_needs_neither_paddle_nor_numpy():
+    r = run_python("import runpy, sys\nsys.argv = ['client.py', '--help']\n"
+                   "try:\n    runpy.run_path('deploy/serving/client.py', run_name='__main__')\nexcept SystemExit:\n"
+                   "    pass\nprint(sorted(m for m in ('paddle', 'numpy', 'cv2') if m in sys.modules))")
+    assert r.returncode == 0, r.stderr
+    assert "--url" in r.stdout and r.stdout.splitlines()[-1] == "[]"
