@@ -82,3 +82,26 @@ def test_an_export_folder_runs_the_same_network(tmp_path, weights, restorer):
     assert np.abs(exported(rgb).astype(int) - restorer(rgb).astype(int)).max() <= 1
     with pytest.raises(ppir.PPIRError, match="inference.yml"):
         ppir.Restorer.from_export(str(tmp_path))
+
+
+def test_an_export_gives_what_ppir_infer_saves(tmp_path, capsys):
+    """from_export's uint8 output is what `ppir infer` saves (MIMO-UNet's export rounds half up; the two roundings
+    differ only at exact halves, so this checks the whole path rather than the choice of rounding)."""
+    from ppir.__main__ import main
+
+    paddle.seed(0)
+    model = ppir.build_model(os.path.join(REPO, "configs", "mimo_unet_gopro.yml"), ["model.num_res=1"])
+    for p in model.parameters():  # small weights: the output stays near the input, not saturated at 0 or 255
+        p.set_value(p * 0.5)
+    info = export_model(model, str(tmp_path / "export"))
+    assert info.rounding == "half_up"
+    rgb = np.ascontiguousarray(skimage.data.chelsea()[:52, :70])
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "cat.png"), rgb[:, :, ::-1])
+    assert main(["infer", "--model_dir", tmp_path / "export", "--image_dir", tmp_path / "in",
+                 "--save_dir", tmp_path / "out"]) == 0, capsys.readouterr().err
+    saved = cv2.imread(str(tmp_path / "out" / "cat.png"))[:, :, ::-1]
+    out = ppir.Restorer.from_export(str(tmp_path / "export"))(rgb)
+    np.testing.assert_array_equal(out, saved)
+    assert np.count_nonzero((out > 0) & (out < 255)) > out.size // 2  # mostly unsaturated: rounding matters
+    assert np.abs(out.astype(int) - rgb).mean() > 0.5  # and the network did change the image
