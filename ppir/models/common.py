@@ -22,7 +22,6 @@ exported programs, which are traced in eval mode, stay as they were:
 from __future__ import annotations
 
 import dataclasses
-import math
 import numbers
 from typing import Mapping
 
