@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="also write the Markdown here (e.g. docs/demo_weights/bench_demos.md)")
     p.add_argument("--note", default="", help="a word on the machine's load during the runs, printed with it")
     args = p.parse_args(argv)
-    threads = os.environ.get("OMP_NUM_THREADS", "unset")
+    threads = os.environ.get("OMP_NUM_THREADS", str(os.cpu_count() or 1))  # unset: the runs take ppir/_paddle.py's
     lines = ["# Quick-start demos against classical methods (benchmarks/bench_demos.py)", "",
              f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs, OMP_NUM_THREADS {threads}"
              + (f" ({args.note})" if args.note else "") + ". PSNR in dB on "

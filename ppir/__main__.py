@@ -18,7 +18,7 @@ def usage() -> str:
 
 
 def main(argv=None) -> int:
-    """Run one command; `argv` None means this process's command line (`ppir serve` may then restart itself)."""
+    """Run one command; `argv` None means this process's command line (then the command's `prepare` runs first)."""
     args = sys.argv[1:] if argv is None else [str(a) for a in argv]
     if not args or args[0] in ("-h", "--help", "help"):
         print(usage(), file=sys.stdout if args else sys.stderr)
@@ -33,10 +33,14 @@ def main(argv=None) -> int:
         print(f"error: unknown command '{name}'{hint}; `ppir --help` lists them", file=sys.stderr)
         return 2
     module = load(name)
-    if argv is None and hasattr(module, "prepare"):
-        module.prepare(rest)
+
+    def prepared_main(args):
+        if argv is None and hasattr(module, "prepare"):
+            module.prepare(args)  # the process's own set-up (`ppir serve`: OpenCV's pixel limit, before cv2 loads)
+        return module.main(args)
+
     with program_name(f"ppir {name}"):
-        return run(module.main, rest)
+        return run(prepared_main, rest)
 
 
 if __name__ == "__main__":

@@ -247,6 +247,7 @@ def model_source(config_path: str | None, overrides: Sequence[str] = (), weights
     if model_section:
         out["arguments"] = {k: v for k, v in model_section.items()}
     try:
+        from . import _paddle  # noqa: F401 - sets the environment paddle reads on import
         import paddle
 
         out["paddle"] = paddle.__version__

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 
+from . import _paddle  # noqa: F401 - sets the environment paddle reads on import
 import paddle
 import paddle.nn as nn
 

@@ -153,6 +153,7 @@ def auto_proxy(model, shape, max_factor: int | None = None) -> int:
 def _record_calls(model, shape) -> list[tuple[str, int]]:
     """(kind, MACs) of every conv / transposed conv / linear call in one forward pass on zeros of `shape`."""
     import numpy as np
+    from . import _paddle  # noqa: F401 - sets the environment paddle reads on import
     import paddle
     import paddle.nn as nn
 
@@ -259,9 +260,11 @@ def model_profile(cfg_or_model, shape=None, proxy="auto", overrides: Sequence[st
     `shape` defaults to `default_shape` (the config's export.input_shape, else the class's seed shape);
     `proxy` is a factor or "auto" (the largest valid one, see `auto_proxy`).
     """
+    from . import _paddle  # noqa: F401 - sets the environment paddle reads on import
     import paddle.nn as nn
 
-    from . import build_model, load_config
+    from .config import load_config
+    from .models.build import build_model
     from .models import count_parameters
 
     cfg, source = None, ""

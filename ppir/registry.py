@@ -160,7 +160,7 @@ class Registry:
 
 
 MODELS = Registry("model", "ppir.models")
-DATASETS = Registry("dataset", "ppir.data")
+DATASETS = Registry("dataset", "ppir.data.datasets")
 LOSSES = Registry("loss", "ppir.losses")
 METRICS = Registry("metric", "ppir.metrics")
 OPTIMIZERS = Registry("optimizer", "ppir.engine.optim")

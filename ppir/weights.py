@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from . import _paddle  # noqa: F401 - sets the environment paddle reads on import
 import paddle
 
 from .convert import MatchReport, match_state_dict, read_weights_file

@@ -14,5 +14,5 @@ from ppir.cli import run  # noqa: E402
 from ppir.commands.serve import main, prepare  # noqa: E402
 
 if __name__ == "__main__":
-    prepare(sys.argv[1:])  # OpenCV's pixel limit, before the server loads images
-    sys.exit(run(lambda argv: main(argv, prog="server.py")))
+    # OpenCV's pixel limit first (before the server loads OpenCV), inside run: a problem is one `error:` line
+    sys.exit(run(lambda argv: prepare(sys.argv[1:]) or main(argv, prog="server.py")))

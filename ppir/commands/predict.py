@@ -12,7 +12,7 @@ import textwrap
 
 from ppir.cli import add_override_arg, ArgumentParser, BOOL, flat_overrides
 from ppir.infer.backends import add_backend_arg
-from ppir.infer.memory import TOLERANCE_NOTE, default_budget, memory_arg
+from ppir.infer.memory import TOLERANCE_NOTE, memory_arg
 from ppir.infer.outputs import NAME_RULE
 from ppir.scaleout.batch import add_engine_args
 from ppir.scaleout.cluster import require_ray
@@ -61,15 +61,10 @@ def parse_args(argv=None):
 def build_restorer(args, notes=None):
     """The network of -c/--weights as an ImageRestorer: built once here, or once by each worker of --engine ray
     (where --max-memory's default is that worker's machine's)."""
-    import ppir
-    from ppir.infer.loop import print_note
-    from ppir.infer.restorer import ImageRestorer
+    from ppir.infer.api import network_restorer
 
-    model = ppir.build_model(args.config, flat_overrides(args))
-    ppir.load_weights(model, args.weights)
-    return ImageRestorer.for_model(model, backend=args.backend, tile=args.tile, tile_overlap=args.tile_overlap,
-                                   max_memory=default_budget() if args.max_memory is None else args.max_memory,
-                                   output="float", notes=notes or print_note)
+    return network_restorer(args.config, args.weights, flat_overrides(args), args.backend, args.tile,
+                            args.tile_overlap, args.max_memory, notes)
 
 
 def main(argv=None):

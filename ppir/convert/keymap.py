@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
 import paddle.nn as nn
 
 from ..models.common import model_facts

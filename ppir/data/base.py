@@ -31,6 +31,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
 import paddle
 
 from ..errors import ConfigError, DatasetError, ImageError

@@ -121,6 +121,7 @@ def mixup(lq_batch, gt_batch, rng: np.random.Generator, alpha: float = 1.2, shar
         lam_b = lam.reshape(shape).astype(lq_batch.dtype)
         return (lam_b * lq_batch + (1 - lam_b) * lq_batch[perm],
                 lam_b * gt_batch + (1 - lam_b) * gt_batch[perm])
+    from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
     import paddle
 
     idx = paddle.to_tensor(perm.astype(np.int64))

@@ -34,6 +34,7 @@ import tempfile
 import time
 
 import numpy as np
+from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
 import paddle
 
 from ..convert.paddle_pickle import read_paddle_pdparams

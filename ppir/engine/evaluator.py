@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
+from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
 import paddle
 from tqdm import tqdm
 

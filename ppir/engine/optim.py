@@ -31,6 +31,7 @@ from __future__ import annotations
 import bisect
 import math
 
+from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
 import paddle
 
 from ..errors import ConfigError

@@ -29,10 +29,11 @@ import random
 import warnings
 
 import numpy as np
+from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
 import paddle
 import yaml
 
-from .. import build_model
+from ..models.build import build_model
 from ..config import Config, load_config, require_sections
 from ..data import build_dataset
 from ..data.transforms import mixup

@@ -71,6 +71,7 @@ class DygraphBackend(Backend):
     name = "dygraph"
 
     def __init__(self, model, threads: int | None = None):
+        from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
         import paddle
 
         self.model = model
@@ -97,6 +98,7 @@ class PaddleInferenceBackend(Backend):
     def __init__(self, model_dir: str, info=None, use_gpu: bool = False, enable_mkldnn: bool = False,
                  cpu_threads: int | None = None, use_tensorrt: bool = False, precision: str = "fp32",
                  model_file: str | None = None, params_file: str | None = None, gpu_id: int = 0):
+        from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
         import paddle
         import paddle.inference as paddle_infer
 
@@ -500,6 +502,7 @@ def add_backend_arg(parser) -> None:
 def auto_compiles(use_gpu: bool = False) -> bool:
     """Whether "auto" compiles a network here: on CPU only (on a GPU it runs dygraph: compiled GPU programs are
     not checked against dygraph yet)."""
+    from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
     import paddle
 
     return not use_gpu and paddle.device.get_device().startswith("cpu")

@@ -26,6 +26,7 @@ def save_program(model, folder: str, spec_shape: Sequence) -> None:
     """to_static(full_graph=True) of `FinalOutput(model)` for inputs of `spec_shape` (None = dynamic) and
     jit.save into `folder` (inference.json + .pdiparams). ExportError (one line, with the cause) when it fails.
     full_graph: the SOT mode fails on HINet's Conv2DTranspose with dynamic shapes in Paddle 3.3.1."""
+    from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
     import paddle  # paddle and the modules built on it load only when a model is compiled
     from paddle.static import InputSpec
 

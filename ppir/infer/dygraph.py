@@ -4,6 +4,7 @@ with an export)."""
 from __future__ import annotations
 
 import numpy as np
+from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
 import paddle
 
 from ..models.common import input_channels, model_facts, size_rules

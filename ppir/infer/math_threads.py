@@ -25,6 +25,7 @@ _LIBS: tuple | None = None  # (mkl, omp) ctypes handles, or (None, None) when no
 def _libraries() -> tuple:
     global _LIBS
     if _LIBS is None:
+        from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
         import paddle
 
         folder = os.path.join(os.path.dirname(paddle.__file__), "libs")
@@ -62,6 +63,7 @@ def _set(counts: tuple[int, int] | None) -> None:
         mkl.MKL_Set_Num_Threads(ctypes.c_int(counts[0]))
         omp.omp_set_num_threads(ctypes.c_int(counts[1]))
         return
+    from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
     from paddle.base import core
 
     core.set_num_threads(_starting_threads())

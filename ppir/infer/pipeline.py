@@ -13,14 +13,14 @@ The steps, as in the seed deploy docs (and driven by inference.yml in the runner
   on writing.
 
 Its own code only needs numpy, so backends that do not use Paddle can share it. The round-up to the size
-rules is `ppir.models.common.padded_size` (re-exported here): one formula for padding, tiling and checks.
+rules is `ppir.sizes.padded_size` (re-exported here): one formula for padding, tiling and checks.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..uint8 import ROUNDINGS, to_uint8  # noqa: F401 - the one 8-bit conversion, re-exported for the runners
-from ..models.common import padded_size
+from ..sizes import padded_size
 
 
 def pad_to_multiple(chw: np.ndarray, multiple: int, min_size: int = 0) -> np.ndarray:

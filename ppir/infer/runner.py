@@ -178,6 +178,7 @@ def benchmark_report(summary: RunSummary, backend, info, batch_size: int, restor
         return round(float(np.mean(values)) * 1000, 4) if values else 0.0
 
     try:
+        from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
         import paddle
 
         paddle_version, paddle_commit = paddle.__version__, getattr(paddle, "__git_commit__", "unknown")

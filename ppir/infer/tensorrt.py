@@ -52,6 +52,7 @@ def check_in_range(shape, ranges) -> None:
 
 def unavailable_reason() -> str:
     """Why TensorRT cannot run here ("" when it can): a CPU build, no GPU, no paddle.tensorrt, no TensorRT."""
+    from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
     import paddle
 
     if not paddle.device.is_compiled_with_cuda():
@@ -75,6 +76,7 @@ def convert(model_file: str, info, precision: str, out_dir: str) -> tuple[str, s
     why = unavailable_reason()
     if why:
         raise TensorRTUnavailable(f"--use_tensorrt True: {why}")
+    from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
     from paddle.tensorrt.export import Input, PrecisionMode, TensorRTConfig, convert as trt_convert
 
     modes = {"fp32": PrecisionMode.FP32, "fp16": PrecisionMode.FP16}

@@ -27,7 +27,6 @@ import yaml
 from ..cli import ArgumentParser
 from ..errors import ConfigError, ImageError
 from ..paths import write_text
-from ..models.common import model_facts
 from ..registry import MODELS
 from .backends import vdsp_params
 from .deploy_info import INFO_FILENAME, read_deploy_info
@@ -41,6 +40,8 @@ CALIBRATE_MODES = ("percentile", "max", "kl_divergence", "mse")
 
 def presets() -> dict:
     """Every registered network's VACC presets, by preset name (a subclass inherits its parent's: one entry)."""
+    from ..models.common import model_facts  # loads the networks (and paddle): only when presets are asked for
+
     found = {}
     for name in MODELS.names():
         for key, preset in model_facts(MODELS.get(name)).vacc_presets.items():

@@ -22,16 +22,17 @@ exported programs, which are traced in eval mode, stay as they were:
 from __future__ import annotations
 
 import dataclasses
-import math
 import numbers
 from typing import Mapping
 
 import numpy as np
+from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
 from ..errors import ConfigError
+from ..sizes import padded_size  # noqa: F401 - re-exported: the networks' checks and the tools share it
 
 # bilinear x2 (align_corners=False): the 3x3 kernels (over the replicate-padded input) of the four output
 # phases, in pixel_shuffle's order (row parity * 2 + column parity). Even outputs take 1/4 of the previous
@@ -284,11 +285,6 @@ def vacc_problem(model) -> str:
             return (f"exported with {arg}={have}; the VACC recipe needs {arg}={want} ({why}): export with "
                     f"-o model.{arg}={want}")
     return ""
-
-
-def padded_size(size: int, multiple: int, min_size: int = 0) -> int:
-    """The smallest side >= `size` (and >= `min_size`) that is a multiple of `multiple`: how far the tools pad."""
-    return max(int(math.ceil(size / multiple)) * multiple, int(math.ceil(min_size / multiple)) * multiple)
 
 
 def input_channels(model) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 
+from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F

@@ -29,6 +29,7 @@ official weights were trained with nearest.
 """
 from __future__ import annotations
 
+from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
 import paddle
 import paddle.nn as nn
 

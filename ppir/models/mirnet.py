@@ -28,6 +28,7 @@ Export notes: the anti-aliasing filter (a fixed [1,2,1] x [1,2,1] / 16 binomial,
 from __future__ import annotations
 
 import numpy as np
+from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F

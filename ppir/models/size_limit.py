@@ -20,6 +20,7 @@ MAX_PARAMETERS = 250_000_000
 def lazy_parameter_count(spec: dict, source: str) -> int:
     """Parameters of the network `spec` describes, counted without allocating them; ConfigError when even
     the shapes cannot be made (e.g. a channel count past int32)."""
+    from .. import _paddle  # noqa: F401 - sets the environment paddle reads on import
     import paddle
 
     try:

@@ -1,16 +1,19 @@
 """The server's --max-pixels as OpenCV's own decoder limit, OPENCV_IO_MAX_IMAGE_PIXELS.
 
-OpenCV reads that variable once, when it is loaded, and importing ppir loads it (paddle imports cv2), so it has
-to be in the environment before the server's process imports anything. With it, OpenCV refuses an image of any
-format from its header, before allocating its pixels (the server checks at start that it took effect).
+OpenCV reads that variable once, when it is loaded, so it has to be in the environment before cv2's first
+import. `import ppir` and `ppir serve`'s command module load no cv2 (nor Paddle, which imports it), so the server
+process sets it in place (`ensure`, ppir/__main__.py's `prepare` hook) before it loads anything that uses OpenCV.
+With it, OpenCV refuses an image of any format from its header, before allocating its pixels (the server checks
+at start that it took effect).
 """
 from __future__ import annotations
 
 import os
 import sys
 
-from .server import DEFAULT_MAX_PIXELS
+from ..errors import ConfigError
 
+DEFAULT_MAX_PIXELS = 4096 * 4096  # the server's --max-pixels default
 ENV = "OPENCV_IO_MAX_IMAGE_PIXELS"
 
 
@@ -37,13 +40,13 @@ def env_for(argv, env: dict | None = None) -> dict:
 
 
 def ensure(argv) -> None:
-    """At the start of a server process (`ppir serve`, deploy/serving/server.py): set the limit; if OpenCV is
-    loaded already, run this same command line again with it set (once: the new process finds it in place)."""
+    """At the start of a server process (`ppir serve`, deploy/serving/server.py), before OpenCV is loaded: put the
+    limit of the command line `argv` in the environment. ConfigError if OpenCV is loaded already with another
+    limit: it would never take effect (something imported cv2 too early; a bug, said loudly)."""
     value = from_argv(argv)
     if value is None or os.environ.get(ENV) == value:
         return
+    if "cv2" in sys.modules:
+        raise ConfigError(f"OpenCV was loaded before the server could set its pixel limit ({ENV}={value}); "
+                          f"start the server as `ppir serve` or set {ENV} in its environment")
     os.environ[ENV] = value
-    if "cv2" in sys.modules and hasattr(os, "execv"):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execv(sys.executable, sys.orig_argv)

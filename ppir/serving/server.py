@@ -28,8 +28,8 @@ from ..infer.restorer import ImageRestorer
 from ..scaleout.cluster import add_ray_address_arg, require_ray
 from ..scaleout.serving import add_serve_args
 from .idle import DEFAULT_HEAD_TIMEOUT, protocol_class, with_head_timeout
+from .opencv_limit import DEFAULT_MAX_PIXELS  # also OpenCV's limit, set before OpenCV loads
 
-DEFAULT_MAX_PIXELS = 4096 * 4096  # also OpenCV's limit, set before OpenCV loads (opencv_limit.py)
 DEFAULT_MAX_MEMORY = 2 << 30  # what requests may make the predictors use together: a 4096^2 image fits, tiled
 DEFAULT_QUEUE_SIZE = 64  # a burst of a few dozen clients waits its turn instead of being refused
 BACKENDS = backend_names(EXPORT)

@@ -202,8 +202,8 @@ def test_old_spellings_still_work():
 
 
 def test_a_server_started_by_hand_puts_its_pixel_limit_in_force(tmp_path, tiny_hinet_export):
-    """OpenCV reads OPENCV_IO_MAX_IMAGE_PIXELS when it is loaded, which importing ppir does: `ppir serve` started
-    without the variable sets it and runs its own command line again (same pid), so the limit is in force."""
+    """OpenCV reads OPENCV_IO_MAX_IMAGE_PIXELS when it is loaded: `ppir serve` started without the variable sets
+    it before anything loads OpenCV (no restart of the process), so the limit is in force."""
     import signal
     import time
 
@@ -220,7 +220,7 @@ def test_a_server_started_by_hand_puts_its_pixel_limit_in_force(tmp_path, tiny_h
             time.sleep(0.5)
         text = log.read_text()
         assert "listening on http://" in text, text[-3000:]
-        assert f"(pid {proc.pid})" in text  # the same process, started again in place
+        assert f"(pid {proc.pid})" in text  # the process that was started serves
         assert "OpenCV pixel limit in force: 1000000" in text
     finally:
         proc.send_signal(signal.SIGTERM)
