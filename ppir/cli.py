@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import contextvars
+import dataclasses
 import os
 import site
 import sys
@@ -103,6 +104,13 @@ def add_override_arg(parser: argparse.ArgumentParser) -> None:
 
 def flat_overrides(args) -> list[str]:
     return [item for group in getattr(args, "overrides", []) or [] for item in group]
+
+
+def settings_from(settings_class, args):
+    """A library's settings dataclass filled from parsed flags: each field from the flag of the same name (a field
+    the parser has no flag for keeps its default). The commands' one bridge from argparse to the library."""
+    given = vars(args)
+    return settings_class(**{f.name: given[f.name] for f in dataclasses.fields(settings_class) if f.name in given})
 
 
 def run(main, argv=None) -> int:

@@ -22,7 +22,7 @@ from ppir.export import export_model, run_paddle2onnx
 from ppir.infer.deploy_info import INFO_FILENAME, ONNX_FILENAME, read_deploy_info
 from ppir.infer.backends import make_backend
 from ppir.infer.restorer import ImageRestorer
-from ppir.infer.vacc_build import presets
+from ppir.vacc.build import presets
 from ppir.models.common import ModelFacts, check_input, check_int, model_facts, size_rules
 from ppir.profiling import default_shape
 from ppir.registry import MODELS
