@@ -17,11 +17,11 @@ from conftest import REPO
 from ppir.cli import both_spellings
 from ppir.commands import COMMANDS, load
 
-DEPLOYED = ("infer", "infer_onnx", "serve", "vacc_infer", "vacc_build_config", "vacc_calib_set")
+DEPLOYED = ("infer", "infer_onnx", "serve", "client", "vacc_infer", "vacc_build_config", "vacc_calib_set")
 SCRIPTS = {  # the scripts kept for TIPC, the README and users: each is a thin wrapper of one command
     **{f"tools/{module}.py": name for name, (module, _) in COMMANDS.items() if module not in DEPLOYED},
     "deploy/inference_python/infer.py": "infer", "deploy/onnxruntime/infer.py": "infer-onnx",
-    "deploy/serving/server.py": "serve", "deploy/vacc/infer.py": "vacc-infer",
+    "deploy/serving/server.py": "serve", "deploy/serving/client.py": "client", "deploy/vacc/infer.py": "vacc-infer",
     "deploy/vacc/build_config.py": "vacc-build-config", "deploy/vacc/make_calib_set.py": "vacc-calib-set",
 }
 
@@ -130,9 +130,7 @@ def benchmark_parser(name):
 
 
 def all_parsers():
-    from ppir.serving.client import build_parser
-
-    return {**{name: parser_of(name) for name in COMMANDS}, "deploy/serving/client.py": build_parser(),
+    return {**{name: parser_of(name) for name in COMMANDS},
             **{f"benchmarks/{name}.py": benchmark_parser(name) for name in BENCHMARKS}}
 
 
