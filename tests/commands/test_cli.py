@@ -173,6 +173,33 @@ def test_every_cli_spells_its_flags_one_way():
     assert forms["use_gpu"] == {"infer": "BOOL", "infer-onnx": "BOOL", "serve": "BOOL"}
 
 
+@pytest.mark.parametrize("name, settings_class", [
+    ("infer", "ppir.infer.runner:RunnerSettings"), ("infer-onnx", "ppir.infer.runner:RunnerSettings"),
+    ("serve", "ppir.serving.server:ServerSettings"), ("vacc-infer", "ppir.vacc.runner:VaccSettings"),
+    ("vacc-build-config", "ppir.vacc.build:BuildSettings"),
+])
+def test_every_flag_reaches_the_librarys_settings(name, settings_class):
+    """The commands hand the library a settings dataclass (`ppir.cli.settings_from`), which takes the flags by
+    name: a flag without a field of that name would be dropped silently, and a field's default that differs from
+    its flag's would make library callers and command-line users get different runs."""
+    import dataclasses
+    import importlib
+
+    module, _, cls = settings_class.partition(":")
+    fields = {f.name: f for f in dataclasses.fields(getattr(importlib.import_module(module), cls))}
+    for action in parser_of(name)._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        assert action.dest in fields, f"{name}: {action.option_strings[0]} has no field in {cls}"
+        field = fields[action.dest]
+        if field.default is not dataclasses.MISSING:
+            assert field.default == action.default, (action.dest, field.default, action.default)
+        elif field.default_factory is not dataclasses.MISSING:
+            assert field.default_factory() == action.default, (action.dest, action.default)
+        else:
+            assert action.required, f"{cls}.{action.dest} is required, {action.option_strings[0]} is not"
+
+
 def test_the_rules_catch_a_second_spelling():
     """The check above can fail: a parser of plain argparse with one spelling, a flag with two meanings."""
     plain = argparse.ArgumentParser()
