@@ -13,9 +13,9 @@ fp16 needs no dataset; int8 is calibrated (percentile by default, as VastModelZO
 
 Presets hold VastModelZOO's recipe shapes: HINet 3x256x256 (SIDD), MIMO-UNet 3x360x640 (GoPro), the latter exported
 with ``model.resize_mode=bilinear`` (VastAI switched MIMO-UNet's resampling to bilinear because nearest hit a
-VDSP size limit in int8 at 360x640; ppir's bilinear variant changes numerics, so it is a separate export). Each
-network declares its presets and the arguments its recipe needs in its own file (``ModelFacts.vacc_presets``,
-``vacc_requires``); export records in inference.yml whether the exported network meets them.
+VDSP size limit in int8 at 360x640; ppir's bilinear variant changes numerics, so it is a separate export). The
+presets and the arguments each recipe needs are in ``ppir.vacc.presets``, keyed by network; export records in
+inference.yml whether the exported network meets them.
 """
 from __future__ import annotations
 
@@ -30,23 +30,13 @@ from ..errors import ConfigError, ImageError
 from ..infer.backends import vdsp_params
 from ..infer.deploy_info import INFO_FILENAME, read_deploy_info
 from ..infer.loop import list_images
-from ..models.common import model_facts
 from ..paths import write_text
-from ..registry import MODELS
+from .presets import presets
 from .runner import onnx_input_shape, parse_shape, preprocess, read_rgb
 
 PRECISIONS = ("fp16", "int8")
 CALIBRATE_MODES = ("percentile", "max", "kl_divergence", "mse")
 
-
-
-def presets() -> dict:
-    """Every registered network's VACC presets, by preset name (a subclass inherits its parent's: one entry)."""
-    found = {}
-    for name in MODELS.names():
-        for key, preset in model_facts(MODELS.get(name)).vacc_presets.items():
-            found.setdefault(key, preset)
-    return found
 
 
 def select_files(files: list, num: int) -> list:
