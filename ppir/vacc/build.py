@@ -27,10 +27,10 @@ import numpy as np
 import yaml
 
 from ..errors import ConfigError, ImageError
-from ..infer.backends import vdsp_params
 from ..infer.deploy_info import INFO_FILENAME, read_deploy_info
 from ..infer.loop import list_images
 from ..paths import write_text
+from .backend import vdsp_params
 from .presets import presets
 from .runner import onnx_input_shape, parse_shape, preprocess, read_rgb
 

@@ -15,7 +15,7 @@ ppir runner:
 ``mode="tile"`` instead restores the image at full resolution in tiles of the compiled shape
 (`ppir.infer.restorer.ImageRestorer` with a fixed-shape `DeployInfo`, the same tiling as the other runners).
 
-`VaccBackend` (in `ppir.infer.backends`, built by ``make_backend("vacc", ...)``) imports ``vaststreamx`` lazily:
+`VaccBackend` (``ppir.vacc.backend``, built by ``make_backend("vacc", ...)``) imports ``vaststreamx`` lazily:
 the SDK is not on PyPI and comes with the card's driver, so a machine without it gets one clear line naming it
 (`SDK_MISSING`), never an ImportError traceback. The command line is ppir/commands/vacc_infer.py.
 """
@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, ImageError
-from ..infer.backends import BackendError, make_backend, normalize
+from ..infer.backends import BackendError, make_backend
 from ..infer.deploy_info import INFO_FILENAME, ONNX_FILENAME, DeployInfo, read_deploy_info
 from ..infer.loop import average_line, file_items, final_line, list_images, pixel_scores, restore_items, score_text
 from ..infer.memory import default_budget
@@ -37,6 +37,7 @@ from ..infer.outputs import output_names
 from ..infer.pipeline import ROUNDINGS, to_uint8
 from ..infer.restorer import ImageRestorer
 from ..infer.runner import check_save_dir
+from .backend import normalize
 
 
 # --------------------------------------------------------------------------------------- shared pre/post

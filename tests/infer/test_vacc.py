@@ -14,9 +14,10 @@ import yaml
 
 import ppir
 from ppir.infer.deploy_info import DeployInfo, write_deploy_info
-from ppir.infer.backends import BackendError, OnnxRuntimeBackend, import_vaststreamx, normalize, vdsp_params
+from ppir.infer.backends import BackendError, OnnxRuntimeBackend
 from ppir.vacc.runner import VaccPipeline, postprocess, preprocess, read_rgb, run_uint8
 from ppir.metrics import PSNR, SSIM
+from ppir.vacc.backend import import_vaststreamx, normalize, vdsp_params
 from ppir.vacc.presets import vacc_problem
 
 from conftest import REPO, export_tiny_hinet
