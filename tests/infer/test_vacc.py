@@ -222,6 +222,31 @@ def test_onnxruntime_standin_end_to_end(fixed_export, dataset, tmp_path):
     assert r.returncode == 2 and "takes 64x96" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_vacc_runner_judges_headers_before_decoding(fixed_export, dataset, tmp_path):
+    """A file whose header promises more pixels than any memory budget holds is refused from its header, in one
+    line, before a pixel is allocated; the other images are still restored (exit 1, as for any failed image)."""
+    import shutil
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    images = tmp_path / "in"
+    images.mkdir()
+    shutil.copy(dataset / "lq" / "img0.png", images / "img0.png")
+    side = 100_000  # 10^10 pixels: over the default budget (half of any machine's memory) in every case
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))  # 8-bit RGB
+    (images / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+                                      + chunk(b"IEND", b""))
+    r = run_infer("--backend", "onnxruntime", "--model_prefix", os.path.join(fixed_export, "model.onnx"),
+                  "--image_dir", images, "--save_dir", tmp_path / "out")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "bomb.png" in errors[0] and "memory budget" in errors[0], r.stderr
+    assert sorted(os.listdir(tmp_path / "out")) == ["img0.png"]
+
+
 def test_vacc_runner_follows_the_shared_output_and_ground_truth_rules(fixed_export, dataset, tmp_path):
     """The VACC runner restores through the one loop (ppir.infer.loop): inputs sharing a stem keep apart, an
     image without ground truth is still restored and saved but counted as not scored (exit 1), and a --save_dir
