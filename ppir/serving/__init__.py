@@ -15,7 +15,8 @@ and that binary's Paddle cannot read PIR programs), so ppir serves the way Paddl
 * ``app``       the FastAPI application (``create_app``: module-level routes reading ``app.state``);
 * ``server``    a whole server run in short steps (``run(ServerSettings)``; its command line is
                 ppir/commands/serve.py, ``ppir serve``, ``deploy/serving/server.py``);
-* ``client``    a standard-library client (``ppir client``, ``deploy/serving/client.py``, ``benchmarks/bench_serving.py``).
+* ``client``    a standard-library client (``ppir client``, ``deploy/serving/client.py``,
+                ``benchmarks/bench_serving.py``).
 * ``launch``    start the server as a child process and wait until it listens (tests, benchmarks).
 
 ``ppir serve --engine ray`` keeps all of this as its HTTP front and restores on Ray Serve replicas

@@ -255,8 +255,8 @@ def _predictors(s: ServerSettings, info) -> Predictors:
         from ..scaleout.serving import RemoteRestorer, deploy, replica_counts
 
         _, _, most = replica_counts(s)
-        remote = dataclasses.replace(  # replicas run in other folders
-            s, model_dir=os.path.abspath(s.model_dir), model_file=os.path.abspath(s.model_file) if s.model_file else None)
+        remote = dataclasses.replace(s, model_dir=os.path.abspath(s.model_dir),  # replicas run in other folders
+                                     model_file=os.path.abspath(s.model_file) if s.model_file else None)
         handle, backend_name, stop = deploy(s, info, make_restorer, (remote, info, s.cpu_threads or 1,
                                                                      s.max_batch_size))
         count = most * s.max_ongoing_requests  # pool threads only wait on replicas
