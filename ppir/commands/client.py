@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pathlib
 import sys
 import time
 
@@ -51,8 +52,7 @@ def restore_file(url: str, image: str, output: str, fmt: str, service: str, time
     if not os.path.isfile(image):
         raise ServingError(f"{image}: no such image file")
     try:
-        with open(image, "rb") as f:
-            data = f.read()
+        data = pathlib.Path(image).read_bytes()
     except OSError as e:
         raise ServingError(f"{image}: cannot read: {e.strerror or e}") from None
     t0 = time.perf_counter()
