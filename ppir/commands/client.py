@@ -12,7 +12,7 @@ import sys
 import time
 
 from ppir.cli import ArgumentParser, prog as cli_prog
-from ppir.paths import atomic_target
+from ppir.paths import atomic_target, output_file_problem
 from ppir.serving.client import FORMATS, ServingError, check_url, restore_bytes
 
 
@@ -55,6 +55,9 @@ def restore_file(url: str, image: str, output: str, fmt: str, service: str, time
         data = pathlib.Path(image).read_bytes()
     except OSError as e:
         raise ServingError(f"{image}: cannot read: {e.strerror or e}") from None
+    problem = output_file_problem(output)  # before the request: the server's work would be thrown away
+    if problem:
+        raise ServingError(problem)
     t0 = time.perf_counter()
     png = restore_bytes(url, data, fmt, service, timeout)
     elapsed = time.perf_counter() - t0
