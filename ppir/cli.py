@@ -1,15 +1,16 @@
 """What every ppir command-line tool shares: its parser (both spellings of a flag), boolean options, the `-o`
-option, turning user errors into one line, and the name and environment of ppir child processes."""
+option, turning a library's settings dataclass out of parsed flags, turning user errors into one line, and the
+name a tool's usage line shows. (The command line and environment of ppir child processes are
+ppir/child_process.py, which the library uses too.)"""
 from __future__ import annotations
 
 import argparse
 import contextlib
 import contextvars
-import os
-import site
+import dataclasses
 import sys
-import sysconfig
 
+from .child_process import child_env, ppir_command  # noqa: F401 - the tools' helpers, kept importable here
 from .errors import PPIRError
 
 # The name a tool's usage line shows: `ppir train` when started through the ppir command, else argparse's
@@ -29,26 +30,6 @@ def program_name(name: str):
         yield
     finally:
         _PROG.reset(token)
-
-
-def ppir_command(name: str, *args) -> list[str]:
-    """The command line that runs `ppir <name> <args>` with this interpreter (a child process)."""
-    return [sys.executable, "-m", "ppir", name, *map(str, args)]
-
-
-def child_env(env: dict | None = None) -> dict:
-    """`env` (default: this process's) for a child that must import this very ppir package, wherever it runs:
-    a checkout used without `pip install` goes first on PYTHONPATH, so the child finds it from any working folder.
-    An installed package needs nothing (its site-packages is on every interpreter's path; putting it first would
-    put it before the standard library)."""
-    env = dict(os.environ if env is None else env)
-    home = os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    site_dirs = [*site.getsitepackages(), site.getusersitepackages(), sysconfig.get_path("purelib"),
-                 sysconfig.get_path("platlib")]
-    if home in {os.path.realpath(d) for d in site_dirs}:
-        return env
-    env["PYTHONPATH"] = os.pathsep.join([home, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
-    return env
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -103,6 +84,13 @@ def add_override_arg(parser: argparse.ArgumentParser) -> None:
 
 def flat_overrides(args) -> list[str]:
     return [item for group in getattr(args, "overrides", []) or [] for item in group]
+
+
+def settings_from(settings_class, args):
+    """A library's settings dataclass filled from parsed flags: each field from the flag of the same name (a field
+    the parser has no flag for keeps its default). The commands' one bridge from argparse to the library."""
+    given = vars(args)
+    return settings_class(**{f.name: given[f.name] for f in dataclasses.fields(settings_class) if f.name in given})
 
 
 def run(main, argv=None) -> int:

@@ -58,7 +58,8 @@ def export_model(model, save_dir: str, input_shape: Sequence[int] | None = None,
     (the runners then feed tiles of exactly that size). `rounding` and `tile_overlap` default to the
     network's own facts (`ppir.models.common.model_facts`), which inference.yml carries to the runners.
     """
-    from .models.common import input_channels, model_facts, shape_problem, size_rules, vacc_problem
+    from .models.common import input_channels, model_facts, shape_problem, size_rules
+    from .vacc.presets import vacc_problem
 
     model_name = type(model).__name__
     facts = model_facts(model)

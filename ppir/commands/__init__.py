@@ -19,6 +19,7 @@ COMMANDS = {
     "infer": ("infer", "restore images with an export on Paddle Inference (TIPC runner)"),
     "infer-onnx": ("infer_onnx", "restore images with an export on ONNX Runtime"),
     "serve": ("serve", "serve an export over HTTP (FastAPI + uvicorn)"),
+    "client": ("client", "send an image to a ppir server and save the restored PNG"),
     "quickstart": ("quickstart", "demo: synthetic data -> train -> eval -> export -> infer -> metrics"),
     "model-info": ("model_info", "parameters and MACs of the network a config describes"),
     "quant-report": ("quant_report", "fp32 / fp16 / int8 accuracy and latency of an export (ONNX Runtime)"),

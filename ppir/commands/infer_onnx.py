@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from ppir.cli import prog as cli_prog
-from ppir.infer.runner import main as runner_main
+from ppir.commands.infer import run_command
 
 
 def main(argv=None, prog: str | None = None) -> int:
-    return runner_main(argv, backend="onnxruntime", prog=prog or cli_prog())
+    return run_command(argv, "onnxruntime", prog or cli_prog())

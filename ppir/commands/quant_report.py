@@ -62,7 +62,7 @@ def main(argv=None):
     args = parse_args(argv)
     from ppir.errors import ConfigError, DatasetError
     from ppir.infer.runner import list_images
-    from ppir.infer.vacc_build import select_files
+    from ppir.vacc.build import select_files
     from ppir.paths import output_file_problem, write_text
     from ppir.quant import ReportSettings, markdown_table, run_report
 

@@ -1,6 +1,6 @@
 """The one per-image loop: read -> restore -> save -> score -> report, with the failure rules every tool shares.
 
-Used by the deploy runners (`ppir.infer.runner`, `ppir.infer.vacc`), the quantization report (`ppir.quant`) and
+Used by the deploy runners (`ppir.infer.runner`, `ppir.vacc.runner`), the quantization report (`ppir.quant`) and
 the evaluator (`ppir.engine.evaluator`). What differs between them is passed in, not copied:
 
 * the items: an iterable of `Item` (a name, a loader for the input image, optionally a loader for its ground truth

@@ -1,8 +1,8 @@
-"""The deploy runners' TIPC-style command line (Paddle Inference, ONNX Runtime) over the one per-image loop
-(`ppir.infer.loop`: read -> `ImageRestorer` -> save -> metrics line -> timing), and the AutoLog-layout report.
+"""The deploy runners (Paddle Inference, ONNX Runtime) over the one per-image loop (`ppir.infer.loop`: read ->
+`ImageRestorer` -> save -> metrics line -> timing), and the AutoLog-layout report.
 
-A deploy script is only ``sys.exit(run(lambda argv: main(argv, backend="paddle")))``; which backend runs the
-network is the only difference between them. Per-model facts (input multiple, rounding, fixed shape, default
+`run(RunnerSettings(...), backend)` is a whole run; its TIPC-style command line is ppir/commands/infer.py
+(`ppir infer`, `ppir infer-onnx`). Which backend runs the network is the only difference between them. Per-model facts (input multiple, rounding, fixed shape, default
 tiles) come from the export's ``inference.yml``.
 
 Output, one line per image on stdout (parseable: ``key: value`` pairs separated by ``, ``)::
@@ -19,124 +19,57 @@ Problems with single images are reported on stderr (``error: ...``); the run goe
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
+import dataclasses
 import datetime
 import os
 import platform
 import sys
-import textwrap
 
 import numpy as np
 
-from ..cli import str2bool
 from ..data.image_io import read_image
 from ..errors import ConfigError, ImageError
-from ..metrics import SSIM_WINDOW
-from ..scaleout.batch import add_engine_args
 from ..scaleout.cluster import require_ray
 from .backend_registry import EXPORT, names as backend_names, option_names
 from .backends import make_backend, warm_up as warm_up_backend
 from .deploy_info import read_deploy_info
-from .memory import TOLERANCE_NOTE, check_image_file, default_budget, memory_arg, peak_rss_bytes
-from .outputs import NAME_RULE, check_output_folder, output_names
+from .memory import check_image_file, default_budget, peak_rss_bytes
+from .outputs import check_output_folder, output_names
 from .loop import (RunSummary, average_line, file_items, final_line, list_images, pixel_scores, print_error,
                    print_note, restore_items, score_text)
 from .restorer import ImageRestorer
-from .tiling import BLENDS
 
 BACKENDS = backend_names(EXPORT)
 
 
-# ------------------------------------------------------------------------------------------ command line
-def _add(parser, name: str, **kwargs):
-    """Add --a_b together with its dashed spelling --a-b (TIPC configs use both)."""
-    flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
-    kwargs.setdefault("dest", name)
-    parser.add_argument(*flags, **kwargs)
-
-
-def _invocation(prog: str | None) -> str:
-    """How a user types the runner: `python deploy/.../infer.py` for a script, `ppir infer` as it is."""
-    prog = prog or "infer.py"
-    return f"python {prog}" if prog.endswith(".py") else prog
-
-
-def _epilog(prog: str | None) -> str:
-    notes = [
-        "Output: one line per image on stdout, 'image: <name>, psnr: <x>, ssim: <y>' with --gt_dir ('image: "
-        "<name>, saved: <path>' without), then 'avg psnr: <x>, avg ssim: <y>'; with --benchmark True an "
-        "AutoLog-style latency report follows. Images that fail are reported on stderr, the rest are still "
-        "processed, and the exit code is then 1 (2 for a bad model or option). An image without a usable ground "
-        "truth is still restored and saved, named on stderr and counted apart in the last line (exit 1). An "
-        f"image smaller than SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window gets 'ssim: n/a' and the average line "
-        "then adds 'ssim over: <k> of <n> image(s)'.",
-        f"Saving: {NAME_RULE}. A --save_dir equal to or inside --image_dir/--gt_dir, or one where a result "
-        "would replace an input, is refused unless --overwrite True.",
-        "Memory: an image that would need more than --max-memory in one piece is restored in tiles (a note on "
-        "stderr says which tile and why); the need is the network's peak bytes per pixel, measured once on a "
-        f"small input, plus the image's own arrays. {TOLERANCE_NOTE}.",
-    ]
-    return ("\n\n".join(textwrap.fill(n, 110, break_on_hyphens=False) for n in notes)
-            + "\n\nExample:\n  " + _invocation(prog) + " --model_dir inference/hinet --image_dir noisy/ "
-            "--gt_dir clean/ --enable_mkldnn True --cpu_threads 2 --benchmark True")
-
-
-def build_parser(backend: str, prog: str | None = None) -> argparse.ArgumentParser:
-    engine = {"paddle": "Paddle Inference", "onnxruntime": "ONNX Runtime"}[backend]
-    default_model = "inference.json" if backend == "paddle" else "model.onnx"
-    p = argparse.ArgumentParser(
-        prog=prog,
-        description=f"Restore images with an exported ppir network on {engine}. Reads <model_dir>/inference.yml "
-                    f"(written by tools/export_model.py) for the pre/post-processing, so any ppir model works. "
-                    f"Any image size: images are reflect-padded to the network's multiple and cropped back, or "
-                    f"restored in overlapping tiles (--tile). Booleans take True/False (TIPC style).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_epilog(prog))
-    _add(p, "model_dir", required=True, help="export directory (inference.yml, inference.json/.pdiparams"
-                                             + ("" if backend == "paddle" else ", model.onnx") + ")")
-    _add(p, "model_file", default=None,
-         help=f"program to run instead of <model_dir>/{default_model}"
-              + (" (e.g. an int8 .onnx from tools/quant_report.py)" if backend == "onnxruntime" else ""))
-    if backend == "paddle":
-        _add(p, "params_file", default=None, help="weights instead of <model_dir>/inference.pdiparams")
-    _add(p, "image_dir", required=True, help="an image file or a folder of images (degraded inputs)")
-    _add(p, "gt_dir", default=None, help="folder (or file) of ground-truth images with the same names: "
-                                         "per-image PSNR/SSIM on the 8-bit outputs")
-    _add(p, "save_dir", default="output", help="folder for the restored PNGs (default: %(default)s; "
-                                               "never the input folder unless --overwrite True)")
-    _add(p, "overwrite", type=str2bool, nargs="?", const=True, default=False, metavar="BOOL",
-         help="allow --save_dir to be (inside) the input or ground-truth folder, replacing inputs")
-    _add(p, "use_gpu", type=str2bool, nargs="?", const=True, default=False, metavar="BOOL", help="run on a GPU (needs a CUDA build)")
-    _add(p, "enable_mkldnn", type=str2bool, nargs="?", const=True, default=False, metavar="BOOL",
-         help="Paddle Inference: use oneDNN on CPU (the fast CPU path)" if backend == "paddle"
-         else "accepted for TIPC compatibility; ONNX Runtime's CPU kernels are used either way")
-    _add(p, "cpu_threads", type=int, default=None, help="CPU threads (default: all cores)")
-    _add(p, "batch_size", type=int, default=1,
-         help="images (of equal size) or tiles per network call (default: %(default)s)")
-    _add(p, "use_tensorrt", type=str2bool, nargs="?", const=True, default=False, metavar="BOOL", help="TensorRT (GPU only)")
-    _add(p, "precision", default="fp32", choices=("fp32", "fp16", "int8"),
-         help="fp32 everywhere; fp16/int8 need TensorRT (Paddle) or a converted model via --model_file (ONNX "
-              "Runtime). Unsupported combinations stop with a message.")
-    _add(p, "benchmark", type=str2bool, nargs="?", const=True, default=False, metavar="BOOL",
-         help="print a latency report (pre/inference/post ms per image) in AutoLog's layout")
-    _add(p, "save_log_path", default=None, help="also write the benchmark report to this file")
-    _add(p, "warmup", type=int, default=None,
-         help="untimed runs on the first image before timing (default: 1 with --benchmark, else 0)")
-    _add(p, "tile", type=int, default=None,
-         help="restore in tiles of this size (a multiple of the network's; 0: whole image; default from "
-              "inference.yml). Memory then grows with the tile, not the image. A fixed-shape export always "
-              "uses its own H x W as the tile. Without a tile, images over --max-memory are tiled anyway.")
-    _add(p, "max_memory", type=memory_arg, default=None, metavar="SIZE",
-         help="memory budget per image, e.g. 8G or 512M (default: half of this machine's memory); an image "
-              "that would need more in one piece is restored in the largest tiles that fit; 0: no limit")
-    _add(p, "tile_overlap", type=int, default=None, help="overlap between tiles in pixels (default from "
-                                                        "inference.yml, usually 32)")
-    _add(p, "tile_blend", default="smooth", choices=BLENDS,
-         help="smooth: raised-cosine blend over the overlaps (default); mean: HINet's official grid, overlaps "
-              "averaged (--tile_overlap is then ignored)")
-    add_engine_args(p)
-    return p
+@dataclasses.dataclass
+class RunnerSettings:
+    """What a deploy runner is asked to do (`ppir infer` / `ppir infer-onnx` fill it from their flags; the flags'
+    help in ppir/commands/infer.py says what each field means)."""
+    model_dir: str
+    image_dir: str
+    model_file: str | None = None
+    params_file: str | None = None  # Paddle Inference only
+    gt_dir: str | None = None
+    save_dir: str = "output"
+    overwrite: bool = False
+    use_gpu: bool = False
+    enable_mkldnn: bool = False
+    cpu_threads: int | None = None
+    batch_size: int = 1
+    use_tensorrt: bool = False
+    precision: str = "fp32"
+    benchmark: bool = False
+    save_log_path: str | None = None
+    warmup: int | None = None  # None: 1 with benchmark, else 0
+    tile: int | None = None
+    max_memory: int | None = None  # bytes; None: half of this machine's memory
+    tile_overlap: int | None = None
+    tile_blend: str = "smooth"
+    engine: str = "local"
+    workers: int = 2
+    ray_address: str | None = None
 
 
 # ----------------------------------------------------------------------------------------------- lines
@@ -275,11 +208,11 @@ def backend_from_args(kind: str, args, info):
     return make_backend(kind, args.model_dir, info, {k: v for k, v in settings.items() if k in option_names(kind)})
 
 
-def main(argv=None, backend: str = "paddle", prog: str | None = None) -> int:
-    """Parse the TIPC-style flags and run the loop with `backend` ("paddle" or "onnxruntime")."""
+def run(args: RunnerSettings, backend: str = "paddle") -> int:
+    """Restore `args.image_dir` with `backend` ("paddle" or "onnxruntime"); the exit code (1 when an image
+    failed or none was restored). Bad settings raise ConfigError / ImageError before any work."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}")
-    args = build_parser(backend, prog).parse_args(argv)
     if args.engine == "ray":
         require_ray()  # before any work: one line saying how to install it
     if args.batch_size < 1:
@@ -344,10 +277,9 @@ def _run_on_ray(kind: str, args, files: list[str], names: dict) -> int:
     if args.benchmark:
         raise ConfigError("--benchmark times one process; it is not available with --engine ray (see "
                           "benchmarks/bench_batch.py for the Ray engine's throughput)")
-    remote = argparse.Namespace(**vars(args))
-    for name in ("model_dir", "model_file", "params_file"):  # the workers run in other folders
-        if getattr(remote, name, None):
-            setattr(remote, name, os.path.abspath(getattr(remote, name)))
+    remote = dataclasses.replace(args, **{  # the workers run in other folders
+        name: os.path.abspath(getattr(args, name)) for name in ("model_dir", "model_file", "params_file")
+        if getattr(args, name)})
     info = read_deploy_info(remote.model_dir)
     gt_files = [args.gt_dir] if args.gt_dir and os.path.isfile(args.gt_dir) else []
     summary = restore_on_ray(build_restorer, (kind, remote, info), files, names, args.save_dir, args.gt_dir,

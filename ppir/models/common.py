@@ -258,12 +258,6 @@ class ModelFacts:
     # the state-dict key) -> function(torch shape) returning the expected value. The converter checks such a
     # buffer against it and drops it.
     constant_torch_buffers: Mapping = dataclasses.field(default_factory=dict)
-    # VastAI VACC build recipes (deploy/vacc/build_config.py --preset NAME): name -> {config, overrides,
-    # shape, weights, calib_num, calib_hint, note}.
-    vacc_presets: Mapping = dataclasses.field(default_factory=dict)
-    # Constructor arguments the VACC recipe needs: argument -> (value, why). Export records whether the
-    # exported network meets them (inference.yml), so the VACC build can refuse an export that does not.
-    vacc_requires: Mapping = dataclasses.field(default_factory=dict)
 
 
 def model_facts(model) -> ModelFacts:
@@ -277,14 +271,6 @@ def model_facts(model) -> ModelFacts:
     return facts
 
 
-def vacc_problem(model) -> str:
-    """Why this network, as built, does not fit its VACC recipe (one line), or "" when it does."""
-    for arg, (want, why) in model_facts(model).vacc_requires.items():
-        have = getattr(model, arg, None)
-        if have != want:
-            return (f"exported with {arg}={have}; the VACC recipe needs {arg}={want} ({why}): export with "
-                    f"-o model.{arg}={want}")
-    return ""
 
 
 def input_channels(model) -> int:

@@ -141,10 +141,6 @@ class HINet(nn.Layer):
     FACTS = ModelFacts(
         seed_shape=(1, 3, 256, 256),  # the model-zoo cards' and the MAC tables' size (SIDD crops)
         image_wide="instance norm",   # statistics over the whole input: a tile sees only its own
-        vacc_presets={"hinet_sidd": {
-            "model": "HINet", "config": "configs/hinet_sidd_0.5x.yml", "overrides": [], "shape": (256, 256),
-            "weights": "HINet-SIDD-0.5x.pth", "calib_num": 100,
-            "calib_hint": "SIDD validation noisy crops; VastModelZOO calibrates on 100", "note": ""}},
     )
 
     def __init__(self, in_chn: int = 3, wf: int = 64, depth: int = 5, relu_slope: float = 0.2,

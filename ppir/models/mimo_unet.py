@@ -154,16 +154,6 @@ class MIMOUNet(nn.Layer):
         # The official test code clamps, adds 0.5/255 and truncates (torchvision's to_pil_image).
         rounding="half_up",
         seed_shape=(1, 3, 360, 640),  # half of GoPro's 720x1280, as the model cards quote it
-        # VastModelZOO's recipe: VastAI switched MIMO-UNet's resampling to bilinear because nearest hit a VDSP
-        # size limit in int8 at 360x640; ppir's bilinear variant changes numerics, so it is a separate export.
-        vacc_presets={"mimo_unet_gopro": {
-            "model": "MIMOUNet", "config": "configs/mimo_unet_gopro.yml", "overrides": ["model.resize_mode=bilinear"],
-            "shape": (360, 640), "weights": "MIMO-UNet.pkl", "calib_num": 50,
-            "calib_hint": "GoPro test blurred frames; VastModelZOO calibrates on 50",
-            "note": "resize_mode: bilinear (model.resize_mode=bilinear at export). VastAI switched MIMO-UNet's "
-                    "resampling to bilinear because nearest hit a VDSP size limit in int8 at 360x640; it changes "
-                    "numerics, so it is a separate export, not the official network"}},
-        vacc_requires={"resize_mode": ("bilinear", "nearest hits a VDSP size limit in int8 at 360x640")},
     )
 
     def __init__(self, num_res: int = 8, base_channel: int = 32, resize_mode: str = "nearest"):

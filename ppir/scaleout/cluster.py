@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 
-from ..cli import child_env
+from ..child_process import child_env
 from ..errors import ConfigError
 
 INSTALL_HINT = "pip install 'ppir[ray]' (or pip install -r requirements-ray.txt)"

@@ -1,19 +1,16 @@
-"""A client for the ppir server, standard library only (urllib): `deploy/serving/client.py` and the benchmark.
+"""A client for the ppir server, standard library only (urllib): `ppir client` (ppir/commands/client.py,
+deploy/serving/client.py), the tests and the benchmark.
 
     from ppir.serving.client import restore_bytes
     png = restore_bytes("http://127.0.0.1:8080", open("noisy.png", "rb").read())
 
-This module imports nothing from ppir (nor numpy, nor paddle), so `deploy/serving/client.py` loads it by path and
-runs on a machine with a bare Python.
+This module imports nothing from ppir (nor numpy, nor paddle): it runs on a machine with a bare Python.
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import http.client
 import json
-import os
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -134,59 +131,3 @@ def _backoff(attempt: int, headers: dict) -> float:
         return min(30.0, float(headers["retry-after"]))
     except (KeyError, ValueError):
         return min(30.0, 0.5 * 2 ** attempt)
-
-
-# ------------------------------------------------------------------------------------------- command line
-def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=prog, description="Send an image to a ppir server and save the restored PNG.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Examples:\n"
-               "  python deploy/serving/client.py --url http://127.0.0.1:8080 --image noisy.png --output clean.png\n"
-               "  python deploy/serving/client.py --url http://127.0.0.1:8080 --format pipeline --image in.jpg "
-               "--output out.png      # Paddle Serving request format")
-    p.add_argument("--url", default="http://127.0.0.1:8080",
-                   help="server address (default: %(default)s), or a full endpoint URL")
-    p.add_argument("--image", required=True, help="image file to restore (PNG, JPEG, BMP, TIFF, WebP)")
-    p.add_argument("--output", required=True, help="where to write the restored image (PNG bytes)")
-    p.add_argument("--format", choices=FORMATS, default="paddlex",
-                   help="paddlex: POST /image-restoration (default); pipeline: Paddle Serving's "
-                        "POST /<service>/prediction")
-    p.add_argument("--service", default="image_restoration",
-                   help="service name in /<service>/prediction for --format pipeline (default: %(default)s)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer (default: %(default)s)")
-    return p
-
-
-def main(argv=None, prog: str | None = None) -> int:
-    """The command line; ServingError -> 'error: ...' on stderr, exit code 2."""
-    args = build_parser(prog).parse_args(argv)
-    try:
-        return _main(args)
-    except ServingError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-
-
-def _main(args) -> int:
-    check_url(args.url)
-    if not os.path.isfile(args.image):
-        raise ServingError(f"{args.image}: no such image file")
-    try:
-        with open(args.image, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise ServingError(f"{args.image}: cannot read: {e.strerror or e}") from None
-    t0 = time.perf_counter()
-    png = restore_bytes(args.url, data, args.format, args.service, args.timeout)
-    elapsed = time.perf_counter() - t0
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        tmp = args.output + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(png)
-        os.replace(tmp, args.output)
-    except OSError as e:
-        raise ServingError(f"{args.output}: cannot write: {e.strerror or e}") from None
-    print(f"restored {args.image} -> {args.output} ({len(png)} bytes, {elapsed * 1000:.0f} ms)", file=sys.stderr)
-    return 0

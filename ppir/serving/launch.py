@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from ..cli import child_env, ppir_command
+from ..child_process import child_env, ppir_command
 from . import opencv_limit
 
 _READY = "listening on http://"

@@ -11,109 +11,64 @@ the HTTP front, with the same app, limits and answers, and its pool threads forw
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import gc
 import logging
 import os
 import socket
 import sys
+from typing import Callable
 
-from ..cli import BOOL
 from ..errors import ConfigError
 from ..infer.backend_registry import EXPORT, names as backend_names, option_names
 from ..infer.backends import BackendError, make_backend, warm_up, warmup_input
 from ..infer.deploy_info import read_deploy_info
-from ..infer.memory import memory_arg
 from ..infer.restorer import ImageRestorer
-from ..scaleout.cluster import add_ray_address_arg, require_ray
-from ..scaleout.serving import add_serve_args
+from ..scaleout.cluster import require_ray
+from . import DEFAULT_QUEUE_SIZE
 from .idle import DEFAULT_HEAD_TIMEOUT, protocol_class, with_head_timeout
 from .opencv_limit import DEFAULT_MAX_PIXELS  # also OpenCV's limit, set before OpenCV loads
 
 DEFAULT_MAX_MEMORY = 2 << 30  # what requests may make the predictors use together: a 4096^2 image fits, tiled
-DEFAULT_QUEUE_SIZE = 64  # a burst of a few dozen clients waits its turn instead of being refused
 BACKENDS = backend_names(EXPORT)
 
 
-def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=prog,
-        description="Serve an exported ppir network over HTTP: POST /image-restoration (PaddleX envelope, "
-                    "base64 image in and out), POST /<name>/prediction (Paddle Serving pipeline format), "
-                    "GET /health, GET /metrics. FastAPI + uvicorn over Paddle Inference or ONNX Runtime.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Examples:\n"
-               "  python deploy/serving/server.py --model_dir inference/hinet\n"
-               "  python deploy/serving/server.py --model_dir inference/hinet --backend onnxruntime --workers 2 "
-               "--port 9000\n"
-               "  python deploy/serving/client.py --url http://127.0.0.1:8080 --image noisy.png --output clean.png\n\n"
-               "Concurrency: --workers predictors run requests in parallel (threads of this one process, each "
-               "predictor with --cpu-threads threads); at most --queue-size more wait. A request gets 503 with a "
-               "Retry-After header at once, before its body is read, when the queue is full, when its expected "
-               "wait exceeds --queue-timeout, or when its body would take the bodies in flight past "
-               "--max-inflight-mb. See deploy/serving/README.md.")
-    add = p.add_argument
-    add("--model_dir", "--model-dir", dest="model_dir", required=True,
-        help="export folder from tools/export_model.py (inference.yml, inference.json/.pdiparams; model.onnx "
-             "from tools/export_onnx.py for --backend onnxruntime)")
-    add("--backend", choices=BACKENDS, default="paddle",
-        help="paddle: Paddle Inference (default); onnxruntime: ONNX Runtime on <model_dir>/model.onnx")
-    add("--model_file", "--model-file", dest="model_file", default=None,
-        help="run this program instead of the default one (e.g. an int8 .onnx from tools/quant_report.py)")
-    add("--host", default="127.0.0.1",
-        help="address to listen on (default: %(default)s, this machine only; 0.0.0.0 for every interface)")
-    add("--port", type=int, default=8080, help="TCP port (default: %(default)s; 0: any free port, printed)")
-    add("--workers", type=int, default=1,
-        help="predictors, i.e. requests restored in parallel (threads, default: %(default)s; --engine ray: replicas "
-             "x --max-ongoing-requests threads forward to the replicas instead)")
-    add("--queue-size", "--queue_size", dest="queue_size", type=int, default=DEFAULT_QUEUE_SIZE,
-        help="requests allowed to wait for a predictor; more get 503 (default: %(default)s)")
-    add("--queue-timeout", "--queue_timeout", dest="queue_timeout", type=float, default=30.0,
-        help="seconds a request may wait for a predictor: one whose expected wait (from recent run times) is "
-             "longer gets 503 at once, one that still waited longer gets 503 then (default: %(default)s)")
-    add("--max-pixels", "--max_pixels", dest="max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
-        help="largest image accepted, in pixels (H x W); larger ones get 413 (default: %(default)s = 4096^2)")
-    add("--max-memory", "--max_memory", dest="max_memory", type=memory_arg, default=None, metavar="SIZE",
-        help="memory for restoring, all predictors together (e.g. 8G; 0: no limit; default: 2G): each predictor "
-             "restores an image in tiles when it would not fit its share whole, and answers 413 naming the limit "
-             "when even tiles would not (judged from the header before decoding)")
-    add("--max-body-mb", "--max_body_mb", dest="max_body_mb", type=float, default=None,
-        help="largest request body in MB; larger ones get 413 (default: enough for an uncompressed image of "
-             "--max-pixels)")
-    add("--max-inflight-mb", "--max_inflight_mb", dest="max_inflight_mb", type=float, default=None,
-        help="MB of request bodies held at once, all requests together (being received, parsed or queued); a "
-             "request that would exceed it gets 503 before its body is read; at least 4/3 of --max-body-mb, as "
-             "bodies over 1/16 of it may only fill 3/4 of it together (default: 2 x --max-body-mb)")
-    add("--body-timeout", "--body_timeout", dest="body_timeout", type=float, default=30.0,
-        help="seconds a request may go without sending a byte of its body before it gets 408 and its share of "
-             "--max-inflight-mb is freed (default: %(default)s)")
-    add("--cpu-threads", "--cpu_threads", dest="cpu_threads", type=int, default=None,
-        help="CPU threads of each predictor (default: cores / workers, at least 1)")
-    add("--enable-mkldnn", "--enable_mkldnn", dest="enable_mkldnn", **BOOL, default=False,
-        help="Paddle Inference: use oneDNN (faster on CPU)")
-    add("--use-gpu", "--use_gpu", dest="use_gpu", **BOOL, default=False, help="run on the GPU (CUDA builds)")
-    add("--tile", type=int, default=None,
-        help="restore in tiles of this size (memory then grows with the tile, not the image; default from "
-             "inference.yml, 0: whole images)")
-    add("--tile-overlap", "--tile_overlap", dest="tile_overlap", type=int, default=None,
-        help="tile overlap in pixels (default from inference.yml)")
-    add("--predictor-process", "--predictor_process", dest="predictor_process", choices=("auto", "yes", "no"),
-        default="auto",
-        help="run each predictor in a child process: auto (default) does so for --backend paddle, whose runs hold "
-             "Python's GIL and would stall /health and every other request meanwhile; no: threads of this process")
-    add("--warmup", type=int, default=1,
-        help="run each predictor this many times on a small input before serving (default: %(default)s)")
-    add("--max-connections", "--max_connections", dest="max_connections", type=int, default=256,
-        help="open connections beyond which uvicorn itself answers 503; a connection counts from its first byte "
-             "(default: %(default)s)")
-    add("--header-timeout", "--header_timeout", dest="header_timeout", type=float, default=DEFAULT_HEAD_TIMEOUT,
-        help="seconds a new connection may take to send a complete request head before it is closed (0: no "
-             "limit; default: %(default)s)")
-    add_serve_args(add)
-    add_ray_address_arg(p)
-    add("--log-level", "--log_level", dest="log_level", default="info",
-        choices=("debug", "info", "warning", "error"), help="(default: %(default)s)")
-    return p
+@dataclasses.dataclass
+class ServerSettings:
+    """What the server is asked to do (`ppir serve` fills it from its flags; their help in ppir/commands/serve.py
+    says what each field means)."""
+    model_dir: str
+    backend: str = "paddle"
+    model_file: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    queue_timeout: float = 30.0
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_memory: int | None = None  # bytes, all predictors together; None: DEFAULT_MAX_MEMORY
+    max_body_mb: float | None = None
+    max_inflight_mb: float | None = None
+    body_timeout: float = 30.0
+    cpu_threads: int | None = None
+    enable_mkldnn: bool = False
+    use_gpu: bool = False
+    tile: int | None = None
+    tile_overlap: int | None = None
+    predictor_process: str = "auto"  # auto | yes | no
+    warmup: int = 1
+    max_connections: int = 256
+    header_timeout: float = DEFAULT_HEAD_TIMEOUT
+    log_level: str = "info"
+    # --engine ray (ppir.scaleout.serving)
+    engine: str = "local"
+    replicas: int = 1
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    max_ongoing_requests: int = 4
+    max_batch_size: int = 4
+    batch_wait_ms: float = 5.0
+    ray_address: str | None = None
 
 
 def predictor_budget(args) -> int:
@@ -173,126 +128,168 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def main(argv=None, prog: str | None = None) -> int:
-    args = build_parser(prog).parse_args(argv)
-    if args.engine == "ray":
+def run(s: ServerSettings) -> int:
+    """Serve until SIGINT/SIGTERM; 0. Bad settings, a bad model folder or a busy port raise ConfigError /
+    BackendError (one line, exit 2) before the server listens."""
+    if s.engine == "ray":
         require_ray()  # before any work: one line saying how to install it
-    handler = logging.StreamHandler(sys.stderr)  # own handlers: paddle configures the root logger on import
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for name in ("ppir.serving", "uvicorn"):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = [handler]
-        logger.propagate = False
-        logger.setLevel(getattr(logging, args.log_level.upper()))
-    log = logging.getLogger("ppir.serving")
-    for name, low in (("workers", 1), ("max_pixels", 1), ("max_connections", 1)):
-        if getattr(args, name) < low:
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(args, name)}")
-    if args.queue_size < 0:
-        raise ConfigError(f"--queue-size must be at least 0, got {args.queue_size}")
-    if not 0 <= args.port <= 65535:
-        raise ConfigError(f"--port must be in 0..65535, got {args.port}")
-    if args.cpu_threads is not None and args.cpu_threads < 1:
-        raise ConfigError(f"--cpu-threads must be at least 1, got {args.cpu_threads}")
-    if args.header_timeout < 0:
-        raise ConfigError(f"--header-timeout must be at least 0, got {args.header_timeout}")
-    for name in ("max_body_mb", "max_inflight_mb", "queue_timeout", "body_timeout"):
-        if getattr(args, name) is not None and getattr(args, name) <= 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if not os.path.isdir(args.model_dir):
-        raise ConfigError(f"--model_dir {args.model_dir}: no such folder")
-    # OpenCV's own decoder limit, for images whose size is not read from the header first. OpenCV reads it once,
-    # when it is loaded: the server's process sets it first (opencv_limit.ensure); this is for callers of
-    # main() that have not loaded OpenCV yet. Whether it took effect is checked below.
-    os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(args.max_pixels)
-    try:
-        import fastapi  # noqa: F401
-        import uvicorn
-    except ImportError as e:
-        raise ConfigError(f"serving needs fastapi and uvicorn ({e}); pip install -r requirements.txt") from None
-
-    from .app import ServingConfig, create_app
+    log = _configure_logging(s.log_level)
+    check_settings(s)
+    uvicorn = _web_stack()
+    from .app import create_app  # FastAPI: only once _web_stack has said how to install it
     from .pool import PredictorPool
-    from .protocol import opencv_pixel_limit_active
     from .stats import ServingStats
 
-    if opencv_pixel_limit_active(args.max_pixels):
-        log.info("OpenCV pixel limit in force: %d", args.max_pixels)
-    else:
-        log.warning("OpenCV was loaded before OPENCV_IO_MAX_IMAGE_PIXELS was set (start the server with "
-                    "deploy/serving/server.py): images whose size is not read from their header are checked "
-                    "only after decoding")
-    config = ServingConfig(max_pixels=args.max_pixels,
-                           max_body_bytes=int(args.max_body_mb * (1 << 20)) if args.max_body_mb else 0,
-                           max_inflight_bytes=int(args.max_inflight_mb * (1 << 20)) if args.max_inflight_mb else 0,
-                           body_timeout=args.body_timeout)
-    least = (config.body_limit() * 4 // 3 + 1) / (1 << 20)
-    if args.max_inflight_mb and args.max_inflight_mb < least:
-        raise ConfigError(f"--max-inflight-mb must be at least 4/3 of the largest body ({least:.1f} MB), so that one "
-                          f"fits beside the share kept for small requests; got {args.max_inflight_mb:g}")
-    info = read_deploy_info(args.model_dir)
+    _set_opencv_limit(s.max_pixels, log)
+    config = serving_config(s)
+    info = read_deploy_info(s.model_dir)
     config.model_name = info.model_name
-    threads = args.cpu_threads or max(1, (os.cpu_count() or 1) // args.workers)
-    queue_size = args.queue_size
     stats = ServingStats()
-    stop_ray = None
-    if args.engine == "ray":
-        from ..scaleout.serving import RemoteRestorer, deploy, replica_counts
-
-        _, _, most = replica_counts(args)
-        remote = argparse.Namespace(**vars(args))
-        remote.model_dir = os.path.abspath(args.model_dir)  # replicas run in other folders
-        remote.model_file = os.path.abspath(args.model_file) if args.model_file else None
-        handle, backend_name, stop_ray = deploy(
-            args, info, make_restorer, (remote, info, args.cpu_threads or 1, args.max_batch_size))
-        args.workers = most * args.max_ongoing_requests  # pool threads only wait on replicas
-
-        def factory(i):
-            return RemoteRestorer(handle, backend_name, 0 if remote.tile else predictor_budget(remote))
-    elif args.predictor_process == "yes" or (args.predictor_process == "auto" and args.backend == "paddle"):
-        from .child import PredictorProcess
-
-        def factory(i):
-            return PredictorProcess(make_restorer, (args, info, threads), args.max_pixels, f"ppir-predictor-{i}")
-    else:
-        def factory(i):
-            return make_restorer(args, info, threads)
-    pool = PredictorPool(factory, args.workers, queue_size, args.queue_timeout, on_done=stats.record_job)
+    predictors = _predictors(s, info)
+    pool = PredictorPool(predictors.factory, predictors.count, s.queue_size, s.queue_timeout,
+                         on_done=stats.record_job)
     sock = None
     try:
         pool.start()  # BackendError (missing model.onnx, bad program) -> one line, exit 2
         config.backend_name = pool.backends[0].backend.name
         # the device the predictors really run on (the backend's own word: "cpu", "gpu:0"), not the flag asked for
         device = getattr(pool.backends[0].backend, "device", "") or "unknown"
-        app = create_app(pool, config, stats)
-        sock = _bind(args.host, args.port)
-        host, port = sock.getsockname()[:2]
-        shown = f"[{host}]" if ":" in host else host
-        uv_config = uvicorn.Config(app, log_level=args.log_level, access_log=False, log_config=None,
-                                   limit_concurrency=args.max_connections, timeout_keep_alive=5,
-                                   http=with_head_timeout(protocol_class(http_parser()), args.header_timeout))
-        server = uvicorn.Server(uv_config)
-        where = (f"{args.workers} predictor(s){' in child processes' if pool.backends[0].in_child_process else ''}"
-                 f" x {threads} thread(s)" if stop_ray is None else
-                 f"{args.workers} request(s) at once x {args.cpu_threads or 1} CPU(s) per replica")
+        sock = _bind(s.host, s.port)
+        server = uvicorn.Server(uvicorn.Config(
+            create_app(pool, config, stats), log_level=s.log_level, access_log=False, log_config=None,
+            limit_concurrency=s.max_connections, timeout_keep_alive=5,
+            http=with_head_timeout(protocol_class(http_parser()), s.header_timeout)))
         log.info("%s on %s, device %s, %s, queue %d, max %d pixels, bodies at most %.0f MB each, %.0f MB in flight",
-                 info.model_name, config.backend_name, device, where, queue_size, args.max_pixels,
+                 info.model_name, config.backend_name, device, predictors.description, s.queue_size, s.max_pixels,
                  config.body_limit() / (1 << 20), config.inflight_limit() / (1 << 20))
-        print(f"ppir serving: listening on http://{shown}:{port} (pid {os.getpid()})", file=sys.stderr, flush=True)
-        # Everything imported so far (Paddle, OpenCV, FastAPI: ~130k objects) lives as long as the server; a full
-        # collection walks them all (~80 ms on a 2-core Xeon), a pause that /health and every request would
-        # feel. Freezing moves them out of the collector's sight; requests' own garbage is still collected.
-        gc.freeze()
-        # The event loop shares the GIL with the body parsers and the predictor threads; at the default 5 ms
-        # switch interval a thread that wants it can wait several intervals. 1 ms lets the loop answer sooner:
-        # paired abuse runs (bench_serving, 14 huge bodies, busy 2-core machine) gave worst /health 241 -> 41 ms
-        # and 159 -> 136 ms.
-        sys.setswitchinterval(0.001)
-        server.run(sockets=[sock])
+        _serve(server, sock)
     finally:
         pool.close(timeout=5)
         if sock is not None:
             sock.close()
-        if stop_ray is not None:
-            stop_ray()
+        if predictors.stop is not None:
+            predictors.stop()
     return 0
+
+
+def _configure_logging(level: str) -> logging.Logger:
+    handler = logging.StreamHandler(sys.stderr)  # own handlers: paddle configures the root logger on import
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("ppir.serving", "uvicorn"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+        logger.setLevel(getattr(logging, level.upper()))
+    return logging.getLogger("ppir.serving")
+
+
+def check_settings(s: ServerSettings) -> None:
+    """ConfigError (one line naming the flag) for a value the server cannot work with."""
+    for name, low in (("workers", 1), ("max_pixels", 1), ("max_connections", 1)):
+        if getattr(s, name) < low:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(s, name)}")
+    if s.queue_size < 0:
+        raise ConfigError(f"--queue-size must be at least 0, got {s.queue_size}")
+    if not 0 <= s.port <= 65535:
+        raise ConfigError(f"--port must be in 0..65535, got {s.port}")
+    if s.cpu_threads is not None and s.cpu_threads < 1:
+        raise ConfigError(f"--cpu-threads must be at least 1, got {s.cpu_threads}")
+    if s.header_timeout < 0:
+        raise ConfigError(f"--header-timeout must be at least 0, got {s.header_timeout}")
+    for name in ("max_body_mb", "max_inflight_mb", "queue_timeout", "body_timeout"):
+        if getattr(s, name) is not None and getattr(s, name) <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(s, name)}")
+    if not os.path.isdir(s.model_dir):
+        raise ConfigError(f"--model_dir {s.model_dir}: no such folder")
+
+
+def _web_stack():
+    """uvicorn (and FastAPI, which the app needs), or ConfigError saying how to install them."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError as e:
+        raise ConfigError(f"serving needs fastapi and uvicorn ({e}); pip install -r requirements.txt") from None
+    return uvicorn
+
+
+def _set_opencv_limit(max_pixels: int, log: logging.Logger) -> None:
+    """OpenCV's own decoder limit, for images whose size is not read from the header first. OpenCV reads it once,
+    when it is loaded: the server's process sets it first (opencv_limit.ensure); this is for callers that have
+    not loaded OpenCV yet. Whether it took effect is logged."""
+    os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(max_pixels)
+    from .protocol import opencv_pixel_limit_active
+
+    if opencv_pixel_limit_active(max_pixels):
+        log.info("OpenCV pixel limit in force: %d", max_pixels)
+    else:
+        log.warning("OpenCV was loaded before OPENCV_IO_MAX_IMAGE_PIXELS was set (start the server with "
+                    "deploy/serving/server.py): images whose size is not read from their header are checked "
+                    "only after decoding")
+
+
+def serving_config(s: ServerSettings):
+    """The app's limits (`ServingConfig`); ConfigError when --max-inflight-mb cannot hold one largest body."""
+    from .app import ServingConfig
+
+    config = ServingConfig(max_pixels=s.max_pixels,
+                           max_body_bytes=int(s.max_body_mb * (1 << 20)) if s.max_body_mb else 0,
+                           max_inflight_bytes=int(s.max_inflight_mb * (1 << 20)) if s.max_inflight_mb else 0,
+                           body_timeout=s.body_timeout)
+    least = (config.body_limit() * 4 // 3 + 1) / (1 << 20)
+    if s.max_inflight_mb and s.max_inflight_mb < least:
+        raise ConfigError(f"--max-inflight-mb must be at least 4/3 of the largest body ({least:.1f} MB), so that one "
+                          f"fits beside the share kept for small requests; got {s.max_inflight_mb:g}")
+    return config
+
+
+@dataclasses.dataclass
+class Predictors:
+    """How the pool's predictors are made: factory(i), how many, the log's words for them, and what stops the
+    Ray deployment behind them (None: nothing to stop)."""
+    factory: Callable[[int], object]
+    count: int
+    description: str
+    stop: Callable[[], None] | None = None
+
+
+def _predictors(s: ServerSettings, info) -> Predictors:
+    """Threads of this process, child processes (Paddle Inference holds the GIL), or Ray Serve replicas."""
+    if s.engine == "ray":
+        from ..scaleout.serving import RemoteRestorer, deploy, replica_counts
+
+        _, _, most = replica_counts(s)
+        remote = dataclasses.replace(s, model_dir=os.path.abspath(s.model_dir),  # replicas run in other folders
+                                     model_file=os.path.abspath(s.model_file) if s.model_file else None)
+        handle, backend_name, stop = deploy(s, info, make_restorer, (remote, info, s.cpu_threads or 1,
+                                                                     s.max_batch_size))
+        count = most * s.max_ongoing_requests  # pool threads only wait on replicas
+        budget = 0 if remote.tile else predictor_budget(remote)
+        return Predictors(lambda i: RemoteRestorer(handle, backend_name, budget), count,
+                          f"{count} request(s) at once x {s.cpu_threads or 1} CPU(s) per replica", stop)
+    threads = s.cpu_threads or max(1, (os.cpu_count() or 1) // s.workers)
+    if s.predictor_process == "yes" or (s.predictor_process == "auto" and s.backend == "paddle"):
+        from .child import PredictorProcess
+
+        return Predictors(lambda i: PredictorProcess(make_restorer, (s, info, threads), s.max_pixels,
+                                                     f"ppir-predictor-{i}"),
+                          s.workers, f"{s.workers} predictor(s) in child processes x {threads} thread(s)")
+    return Predictors(lambda i: make_restorer(s, info, threads), s.workers,
+                      f"{s.workers} predictor(s) x {threads} thread(s)")
+
+
+def _serve(server, sock: socket.socket) -> None:
+    """Announce the address, then run uvicorn on `sock` until a signal stops it."""
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"ppir serving: listening on http://{shown}:{port} (pid {os.getpid()})", file=sys.stderr, flush=True)
+    # Everything imported so far (Paddle, OpenCV, FastAPI: ~130k objects) lives as long as the server; a full
+    # collection walks them all (~80 ms on a 2-core Xeon), a pause that /health and every request would
+    # feel. Freezing moves them out of the collector's sight; requests' own garbage is still collected.
+    gc.freeze()
+    # The event loop shares the GIL with the body parsers and the predictor threads; at the default 5 ms
+    # switch interval a thread that wants it can wait several intervals. 1 ms lets the loop answer sooner:
+    # paired abuse runs (bench_serving, 14 huge bodies, busy 2-core machine) gave worst /health 241 -> 41 ms
+    # and 159 -> 136 ms.
+    sys.setswitchinterval(0.001)
+    server.run(sockets=[sock])

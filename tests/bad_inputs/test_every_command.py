@@ -57,6 +57,11 @@ def table(ws):
         "serve": {"missing": ["--model_dir", missing, "--port", "0"],
                   "unwritable": (None, "writes no files (its log goes to stderr)"),
                   "malformed": ["--model_dir", export, "--port", "eighty"]},
+        "client": {"missing": ["--image", missing + ".png", "--output", ws["out"] + "/r.png"],
+                   # refused before the request: no server is needed to find out that the output cannot be written
+                   "unwritable": ["--image", images + "/lq/a.png", "--output", blocked + "/r.png"],
+                   "malformed": ["--image", images + "/lq/a.png", "--output", ws["out"] + "/r.png",
+                                 "--timeout", "soon"]},
         "quickstart": {"missing": (None, "reads no input (it makes its own data)"),
                        "unwritable": ["--output", blocked],
                        "malformed": ["--iters", "ten"]},

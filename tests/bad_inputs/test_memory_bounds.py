@@ -132,21 +132,22 @@ def test_server_refuses_413_when_not_even_tiles_fit(restorer_factory):
 
 
 def test_server_budget_is_shared_by_its_predictors():
-    from ppir.serving.server import build_parser, predictor_budget
+    from ppir.commands.serve import settings
+    from ppir.serving.server import predictor_budget
 
-    args = build_parser().parse_args(["--model_dir", "x", "--workers", "4", "--max-memory", "8G"])
-    assert predictor_budget(args) == 2 * GB
+    assert predictor_budget(settings(["--model_dir", "x", "--workers", "4", "--max-memory", "8G"])) == 2 * GB
 
 
 def test_the_servers_default_budget_takes_its_largest_default_image():
     """2 GB by default, all predictors together: a 4096^2 image (the default --max-pixels) passes the header
     check on one predictor (and is tiled as needed); with 2 predictors each has 1 GB and it gets 413."""
     from ppir.infer.memory import encoded_image_problem
-    from ppir.serving.server import build_parser, predictor_budget
+    from ppir.commands.serve import settings
+    from ppir.serving.server import predictor_budget
 
     head = png_bomb(4096, 4096)
-    one = predictor_budget(build_parser().parse_args(["--model_dir", "x"]))
-    two = predictor_budget(build_parser().parse_args(["--model_dir", "x", "--workers", "2"]))
+    one = predictor_budget(settings(["--model_dir", "x"]))
+    two = predictor_budget(settings(["--model_dir", "x", "--workers", "2"]))
     assert (one, two) == (2 * GB, GB)
     assert encoded_image_problem("x", head, len(head), one) is None
     assert "over the memory budget of 1.0 GB" in encoded_image_problem("x", head, len(head), two)

@@ -124,7 +124,7 @@ def test_quant_report_output_a_folder_is_refused_before_the_work(tmp_path, capsy
     ("http://127.0.0.1:port", "not a valid URL (Port could not be cast to integer value as 'port')"),
 ])
 def test_client_bad_url_is_one_line(tmp_path, capsys, url, why):
-    from ppir.serving import client
+    from ppir.commands import client
 
     image = tmp_path / "a.png"
     image.write_bytes(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())

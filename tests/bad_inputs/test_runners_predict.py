@@ -12,7 +12,7 @@ import pytest
 import skimage.data
 
 from ppir.cli import run
-from ppir.infer import runner
+from ppir.commands.infer import build_parser, run_command
 
 from bad_input_checks import error_lines, snapshot
 from conftest import REPO, golden_file
@@ -49,7 +49,7 @@ def tool_args(tool, model_dir, inp, out, *extra):
 def call(model_dir, predict_tool, capsys):
     """Run a tool in this process (ppir.cli.run: errors become one line + exit code; anything else raises)."""
     def go(tool, inp, out, *extra):
-        main = predict_tool.main if tool == "predict" else (lambda a: runner.main(a, backend=tool))
+        main = predict_tool.main if tool == "predict" else (lambda a: run_command(a, tool))
         code = run(main, tool_args(tool, model_dir, inp, out, *extra))
         cap = capsys.readouterr()
         return code, cap.out, cap.err

@@ -81,7 +81,7 @@ def test_a_corrupt_paddle_program_is_one_line(serve, tiny_hinet_export, tmp_path
 
 # --------------------------------------------------------------------------------------------------- client
 def client(capsys, *args):
-    from ppir.serving.client import main
+    from ppir.commands.client import main
 
     capsys.readouterr()
     code = main([str(a) for a in args])

@@ -17,11 +17,11 @@ from conftest import REPO
 from ppir.cli import both_spellings
 from ppir.commands import COMMANDS, load
 
-DEPLOYED = ("infer", "infer_onnx", "serve", "vacc_infer", "vacc_build_config", "vacc_calib_set")
+DEPLOYED = ("infer", "infer_onnx", "serve", "client", "vacc_infer", "vacc_build_config", "vacc_calib_set")
 SCRIPTS = {  # the scripts kept for TIPC, the README and users: each is a thin wrapper of one command
     **{f"tools/{module}.py": name for name, (module, _) in COMMANDS.items() if module not in DEPLOYED},
     "deploy/inference_python/infer.py": "infer", "deploy/onnxruntime/infer.py": "infer-onnx",
-    "deploy/serving/server.py": "serve", "deploy/vacc/infer.py": "vacc-infer",
+    "deploy/serving/server.py": "serve", "deploy/serving/client.py": "client", "deploy/vacc/infer.py": "vacc-infer",
     "deploy/vacc/build_config.py": "vacc-build-config", "deploy/vacc/make_calib_set.py": "vacc-calib-set",
 }
 
@@ -130,9 +130,7 @@ def benchmark_parser(name):
 
 
 def all_parsers():
-    from ppir.serving.client import build_parser
-
-    return {**{name: parser_of(name) for name in COMMANDS}, "deploy/serving/client.py": build_parser(),
+    return {**{name: parser_of(name) for name in COMMANDS},
             **{f"benchmarks/{name}.py": benchmark_parser(name) for name in BENCHMARKS}}
 
 
@@ -173,6 +171,33 @@ def test_every_cli_spells_its_flags_one_way():
     assert not problems, "\n".join(problems)
     # the flags named in the issue: the GPU flag is the same in the runners and the server
     assert forms["use_gpu"] == {"infer": "BOOL", "infer-onnx": "BOOL", "serve": "BOOL"}
+
+
+@pytest.mark.parametrize("name, settings_class", [
+    ("infer", "ppir.infer.runner:RunnerSettings"), ("infer-onnx", "ppir.infer.runner:RunnerSettings"),
+    ("serve", "ppir.serving.server:ServerSettings"), ("vacc-infer", "ppir.vacc.runner:VaccSettings"),
+    ("vacc-build-config", "ppir.vacc.build:BuildSettings"),
+])
+def test_every_flag_reaches_the_librarys_settings(name, settings_class):
+    """The commands hand the library a settings dataclass (`ppir.cli.settings_from`), which takes the flags by
+    name: a flag without a field of that name would be dropped silently, and a field's default that differs from
+    its flag's would make library callers and command-line users get different runs."""
+    import dataclasses
+    import importlib
+
+    module, _, cls = settings_class.partition(":")
+    fields = {f.name: f for f in dataclasses.fields(getattr(importlib.import_module(module), cls))}
+    for action in parser_of(name)._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        assert action.dest in fields, f"{name}: {action.option_strings[0]} has no field in {cls}"
+        field = fields[action.dest]
+        if field.default is not dataclasses.MISSING:
+            assert field.default == action.default, (action.dest, field.default, action.default)
+        elif field.default_factory is not dataclasses.MISSING:
+            assert field.default_factory() == action.default, (action.dest, action.default)
+        else:
+            assert action.required, f"{cls}.{action.dest} is required, {action.option_strings[0]} is not"
 
 
 def test_the_rules_catch_a_second_spelling():

@@ -13,8 +13,8 @@ from skimage.metrics import peak_signal_noise_ratio
 
 import ppir
 from ppir.cli import run
+from ppir.commands.infer import build_parser, run_command
 from ppir.export import export_model, run_paddle2onnx
-from ppir.infer import runner
 
 from conftest import REPO
 
@@ -96,7 +96,7 @@ def test_backends_agree_on_outputs(model_dir, pairs, tmp_path):
     for kind, extra in (("paddle", ["--enable_mkldnn", "True"]), ("paddle", ["--enable_mkldnn", "False"]),
                         ("onnxruntime", [])):
         out = tmp_path / f"{kind}{len(outs)}"
-        assert run(lambda a: runner.main(a, backend=kind), ["--model_dir", model_dir, "--image_dir",
+        assert run(lambda a: run_command(a, kind), ["--model_dir", model_dir, "--image_dir",
                                                               str(pairs / "lq"), "--save_dir", str(out), *extra]) == 0
         outs[out] = [cv2.imread(str(out / n)).astype(int) for n in ("a.png", "b.png", "c.png")]
     first, *others = outs.values()
@@ -144,11 +144,11 @@ def test_tiled_runner(model_dir, tmp_path, capsys):
     cv2.imwrite(str(src / "big.png"), skimage.data.astronaut()[:100, :150, ::-1])
     args = ["--model_dir", model_dir, "--image_dir", str(src), "--save_dir", str(out), "--tile", "48",
             "--tile_overlap", "16", "--batch_size", "2", "--benchmark", "True"]
-    assert run(lambda a: runner.main(a, backend="onnxruntime"), args) == 0
+    assert run(lambda a: run_command(a, "onnxruntime"), args) == 0
     assert cv2.imread(str(out / "big.png")).shape == (100, 150, 3)
     assert "tiles 48x48, overlap 16" in capsys.readouterr().out
     # a tile that does not fit the network is one clear line
-    assert run(lambda a: runner.main(a, backend="onnxruntime"), args[:6] + ["--tile", "40"]) == 2
+    assert run(lambda a: run_command(a, "onnxruntime"), args[:6] + ["--tile", "40"]) == 2
     assert "multiples of 16" in capsys.readouterr().err
 
 
@@ -164,7 +164,7 @@ def test_tiled_runner(model_dir, tmp_path, capsys):
 ], ids=lambda v: v if isinstance(v, str) and " " not in v else None)
 def test_unavailable_options_are_one_line(model_dir, tmp_path, capsys, kind, args, message):
     cv2.imwrite(str(tmp_path / "a.png"), skimage.data.astronaut()[:32, :32])
-    code = run(lambda a: runner.main(a, backend=kind),
+    code = run(lambda a: run_command(a, kind),
                ["--model_dir", model_dir, "--image_dir", str(tmp_path / "a.png"), "--save_dir", str(tmp_path / "out")]
                + args)
     err = capsys.readouterr().err.strip().splitlines()
@@ -172,7 +172,7 @@ def test_unavailable_options_are_one_line(model_dir, tmp_path, capsys, kind, arg
 
 
 def test_flag_parsing_and_missing_paths(model_dir, tmp_path, capsys):
-    parser = runner.build_parser("paddle")
+    parser = build_parser("paddle")
     a = parser.parse_args(["--model_dir", "m", "--image_dir", "i", "--enable_mkldnn", "True", "--use-gpu=false",
                            "--benchmark=TRUE", "--cpu-threads", "3"])
     assert (a.enable_mkldnn, a.use_gpu, a.benchmark, a.cpu_threads) == (True, False, True, 3)
@@ -180,12 +180,12 @@ def test_flag_parsing_and_missing_paths(model_dir, tmp_path, capsys):
         parser.parse_args(["--model_dir", "m", "--image_dir", "i", "--enable_mkldnn", "maybe"])
     for kind in SCRIPTS:
         with pytest.raises(SystemExit) as e:
-            runner.build_parser(kind).parse_args(["--help"])
+            build_parser(kind).parse_args(["--help"])
         assert e.value.code == 0
         assert "--tile_overlap" in capsys.readouterr().out
-    assert run(lambda a: runner.main(a), ["--model_dir", str(tmp_path / "nope"), "--image_dir", "x"]) == 2
-    assert run(lambda a: runner.main(a), ["--model_dir", str(tmp_path), "--image_dir", "x"]) == 2
-    assert run(lambda a: runner.main(a), ["--model_dir", model_dir, "--image_dir", str(tmp_path / "x")]) == 2
+    assert run(lambda a: run_command(a, "paddle"), ["--model_dir", str(tmp_path / "nope"), "--image_dir", "x"]) == 2
+    assert run(lambda a: run_command(a, "paddle"), ["--model_dir", str(tmp_path), "--image_dir", "x"]) == 2
+    assert run(lambda a: run_command(a, "paddle"), ["--model_dir", model_dir, "--image_dir", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "no such folder" in err and "inference.yml: no such file" in err and "no such file or folder" in err
 
@@ -215,9 +215,9 @@ def test_int8_onnx_via_model_file(model_dir, tmp_path, capsys):
     cv2.imwrite(str(tmp_path / "a.png"), img)
     args = ["--model_dir", model_dir, "--model_file", int8, "--precision", "int8", "--image_dir",
             str(tmp_path / "a.png"), "--save_dir", str(tmp_path / "out"), "--benchmark", "True"]
-    assert run(lambda a: runner.main(a, backend="onnxruntime"), args) == 0
+    assert run(lambda a: run_command(a, "onnxruntime"), args) == 0
     assert "precision: int8" in capsys.readouterr().out
     assert np.abs(cv2.imread(str(tmp_path / "out" / "a.png")).astype(int) - img).max() <= 1  # the identity net
     # the default --precision fp32 accepts the file too and reports what it is
-    assert run(lambda a: runner.main(a, backend="onnxruntime"), args[:4] + args[6:]) == 0
+    assert run(lambda a: run_command(a, "onnxruntime"), args[:4] + args[6:]) == 0
     assert "precision: int8" in capsys.readouterr().out

@@ -14,10 +14,11 @@ import yaml
 
 import ppir
 from ppir.infer.deploy_info import DeployInfo, write_deploy_info
-from ppir.infer.backends import BackendError, OnnxRuntimeBackend, import_vaststreamx, normalize, vdsp_params
-from ppir.infer.vacc import VaccPipeline, postprocess, preprocess, read_bgr, run_uint8
+from ppir.infer.backends import BackendError, OnnxRuntimeBackend
+from ppir.vacc.runner import VaccPipeline, postprocess, preprocess, read_rgb, run_uint8
 from ppir.metrics import PSNR, SSIM
-from ppir.models.common import vacc_problem
+from ppir.vacc.backend import import_vaststreamx, normalize, vdsp_params
+from ppir.vacc.presets import vacc_problem
 
 from conftest import REPO, export_tiny_hinet
 
@@ -159,24 +160,28 @@ def parse_lines(stdout):
 
 
 # --------------------------------------------------------------------------------------------------- tests
-def test_pre_and_post_processing():
+def test_pre_and_post_processing(tmp_path):
+    path = str(tmp_path / "colour.png")
     bgr = np.zeros((10, 20, 3), np.uint8)
-    bgr[..., 0], bgr[..., 2] = 200, 10  # blue-ish in BGR
-    x = preprocess(bgr, 10, 20)
+    bgr[..., 0], bgr[..., 2] = 200, 10  # blue-ish in OpenCV's BGR order
+    assert cv2.imwrite(path, bgr)
+    rgb = read_rgb(path)  # the one colour conversion: the file's blue ends up last
+    assert (rgb[..., 0] == 10).all() and (rgb[..., 2] == 200).all()
+    x = preprocess(rgb, 10, 20)
     assert x.shape == (1, 3, 10, 20) and x.dtype == np.uint8
     assert (x[0, 0] == 10).all() and (x[0, 2] == 200).all()  # RGB planar
     big = preprocess(np.random.default_rng(0).integers(0, 255, (37, 53, 3), np.uint8), 16, 24)
     assert big.shape == (1, 3, 16, 24)  # bilinear resize to the compiled shape (any input size)
     assert np.allclose(normalize(x), x / 255.0)
-    # post: clip, rounding, RGB -> BGR
+    # post: clip, rounding, RGB kept
     y = np.zeros((1, 3, 2, 2), np.float32)
     y[0, 0] = 100.5 / 255  # R: exactly half a level
     y[0, 1] = 1.7  # G: clipped
     y[0, 2] = -0.3  # B: clipped
     near, half = postprocess(y, "nearest"), postprocess(y, "half_up")
     assert near.shape == (2, 2, 3) and near.dtype == np.uint8
-    assert (near[..., 2] == 100).all() and (half[..., 2] == 101).all()  # MIMO-UNet: +0.5/255 then truncate
-    assert (near[..., 1] == 255).all() and (near[..., 0] == 0).all()
+    assert (near[..., 0] == 100).all() and (half[..., 0] == 101).all()  # MIMO-UNet: +0.5/255 then truncate
+    assert (near[..., 1] == 255).all() and (near[..., 2] == 0).all()
     assert vdsp_params(360, 640)["OpConfig"]["OimageWidth"] == 640
 
 
@@ -200,7 +205,7 @@ def test_onnxruntime_standin_end_to_end(fixed_export, dataset, tmp_path):
     assert sorted(lines) == ["img0.png", "img1.jpg", "img2.png"]
     assert "avg psnr:" in r.stdout and "avg time (ms)" in r.stdout
     assert "rounding nearest" in r.stderr  # read from the export's inference.yml
-    # recompute one image by hand: resize, /255, ONNX Runtime, clip, round, BGR; GT resized with INTER_AREA
+    # recompute one image by hand: resize, RGB, /255, ONNX Runtime, clip, round, BGR; GT resized with INTER_AREA
     backend = OnnxRuntimeBackend(os.path.join(fixed_export, "model.onnx"))
     lq = cv2.imread(str(dataset / "lq" / "img1.jpg"))
     rgb = cv2.cvtColor(cv2.resize(lq, (W, H), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
@@ -215,6 +220,31 @@ def test_onnxruntime_standin_end_to_end(fixed_export, dataset, tmp_path):
     r = run_infer("--backend", "onnxruntime", "--model_prefix", fixed_export, "--image_dir", dataset / "lq",
                   "--shape", "32x32", "--save_dir", "")
     assert r.returncode == 2 and "takes 64x96" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_vacc_runner_judges_headers_before_decoding(fixed_export, dataset, tmp_path):
+    """A file whose header promises more pixels than any memory budget holds is refused from its header, in one
+    line, before a pixel is allocated; the other images are still restored (exit 1, as for any failed image)."""
+    import shutil
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    images = tmp_path / "in"
+    images.mkdir()
+    shutil.copy(dataset / "lq" / "img0.png", images / "img0.png")
+    side = 100_000  # 10^10 pixels: over the default budget (half of any machine's memory) in every case
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))  # 8-bit RGB
+    (images / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+                                      + chunk(b"IEND", b""))
+    r = run_infer("--backend", "onnxruntime", "--model_prefix", os.path.join(fixed_export, "model.onnx"),
+                  "--image_dir", images, "--save_dir", tmp_path / "out")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "bomb.png" in errors[0] and "memory budget" in errors[0], r.stderr
+    assert sorted(os.listdir(tmp_path / "out")) == ["img0.png"]
 
 
 def test_vacc_runner_follows_the_shared_output_and_ground_truth_rules(fixed_export, dataset, tmp_path):
@@ -287,12 +317,15 @@ def test_tile_mode_keeps_full_resolution(fixed_export, dataset):
             seen.append(x.shape)
             return backend.run(x)
 
-    img = read_bgr(str(dataset / "lq" / "img1.jpg"))  # 120 x 90: larger than a tile in H, smaller in W
-    out, times = VaccPipeline(Spy(), H, W, "nearest", mode="tile", tile_overlap=16)(img)
-    assert out.shape == img.shape and out.dtype == np.uint8 and len(times) == 3
+    img = read_rgb(str(dataset / "lq" / "img1.jpg"))  # 120 x 90: larger than a tile in H, smaller in W
+    tiled = VaccPipeline(Spy(), H, W, "nearest", mode="tile", tile_overlap=16)
+    prepared, _ = tiled.prepare(img)
+    out = tiled.finish(tiled.run([prepared])[0], img)
+    assert out.shape == img.shape and out.dtype == np.uint8
     assert set(seen) == {(1, 3, H, W)} and len(seen) >= 2  # only compiled-shape tiles reach the card
-    resized, _ = VaccPipeline(backend, H, W, "nearest")(img)
-    assert resized.shape == (H, W, 3)
+    resized = VaccPipeline(backend, H, W, "nearest")
+    prepared, _ = resized.prepare(img)
+    assert resized.finish(resized.run([prepared])[0], img).shape == (H, W, 3)
     assert np.array_equal(run_uint8(backend, preprocess(img, H, W)), backend.run(normalize(preprocess(img, H, W))))
 
 
@@ -379,6 +412,6 @@ def test_calibration_set(dataset, tmp_path):
         with np.load(out / "npz" / name.replace(".png", ".npz")) as d:
             x = d["input_0"]
         assert x.dtype == np.uint8 and x.shape == (3, H, W)
-        assert np.array_equal(x, preprocess(read_bgr(str(dataset / "lq" / name)), H, W)[0])  # the runner's pre
+        assert np.array_equal(x, preprocess(read_rgb(str(dataset / "lq" / name)), H, W)[0])  # the runner's pre
         assert np.array_equal(x, img[:, :, ::-1].transpose(2, 0, 1))  # and the PNG holds the same pixels
     assert len((out / "npz_datalist.txt").read_text().split()) == 2

@@ -22,10 +22,10 @@ from ppir.export import export_model, run_paddle2onnx
 from ppir.infer.deploy_info import INFO_FILENAME, ONNX_FILENAME, read_deploy_info
 from ppir.infer.backends import make_backend
 from ppir.infer.restorer import ImageRestorer
-from ppir.infer.vacc_build import presets
 from ppir.models.common import ModelFacts, check_input, check_int, model_facts, size_rules
 from ppir.profiling import default_shape
 from ppir.registry import MODELS
+from ppir.vacc.presets import presets
 
 from torch_format import write_torch_zip
 
@@ -192,7 +192,7 @@ def test_facts_defaults_and_inheritance():
     assert default_shape(Bare()) == (1, 3, 256, 256)
     with pytest.raises(TypeError, match="Wrong.FACTS must be"):
         model_facts(Wrong)
-    # MIMO-UNet+ inherits MIMO-UNet's facts; the VACC presets are gathered once per preset
+    # MIMO-UNet+ inherits MIMO-UNet's facts; the VACC presets (ppir.vacc.presets) hold one entry per recipe
     assert model_facts(MODELS.get("MIMOUNetPlus")) is model_facts(MODELS.get("MIMOUNet"))
     assert model_facts(MODELS.get("MIMOUNetPlus")).rounding == "half_up"
     assert {k: v["model"] for k, v in presets().items()} == {"hinet_sidd": "HINet", "mimo_unet_gopro": "MIMOUNet"}

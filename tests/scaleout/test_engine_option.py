@@ -38,9 +38,9 @@ def test_engine_ray_without_ray_is_one_line_and_exit_2(tmp_path, command):
 
 
 def serve_args(*argv):
-    from ppir.serving.server import build_parser
+    from ppir.commands.serve import settings
 
-    return build_parser().parse_args(["--model_dir", "m", "--engine", "ray", *argv])
+    return settings(["--model_dir", "m", "--engine", "ray", *argv])
 
 
 def test_serve_options_map_to_ray_serve_options():

@@ -270,10 +270,21 @@ def test_client_cli(server, tmp_path):
         assert cv2.imread(str(out)).shape == (45, 61, 3)
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
+    kept = tmp_path / "x.png"
+    kept.write_bytes(b"an earlier result")
+    (tmp_path / "x.png.tmp").write_bytes(b"a file of the user's")  # the name the client once wrote through
+    before = sorted(os.listdir(tmp_path))
     r = subprocess.run([sys.executable, CLIENT, "--url", server.url, "--image", str(bad), "--output",
-                        str(tmp_path / "x.png")], capture_output=True, text=True, timeout=120)
+                        str(kept)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.startswith("error:") and "HTTP 400" in r.stderr
     assert "Traceback" not in r.stderr
+    assert kept.read_bytes() == b"an earlier result" and sorted(os.listdir(tmp_path)) == before
+    # a success replaces the output whole, through a temporary of its own: the user's x.png.tmp is untouched
+    r = subprocess.run([sys.executable, CLIENT, "--url", server.url, "--image", str(src), "--output", str(kept)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert cv2.imread(str(kept)).shape == (45, 61, 3) and sorted(os.listdir(tmp_path)) == before
+    assert (tmp_path / "x.png.tmp").read_bytes() == b"a file of the user's"
 
 
 def test_busy_server_answers_503_then_recovers(fragile_server):

@@ -1,46 +1,49 @@
 """Running a network compiled for a VastAI VACC card (vamc -> vaststreamx), and its ONNX Runtime stand-in.
 
 The card runs one compiled model per fixed input shape (HINet 3x256x256, MIMO-UNet 3x360x640 in the seed
-recipes). The host side is shared line for line by both backends (`VaccPipeline`):
+recipes). The host side is shared line for line by both backends (`VaccPipeline`). Colour order is converted
+once, when a file is read (`read_rgb`: OpenCV's BGR -> RGB); from there on every array is RGB, as in every other
+ppir runner:
 
-* pre:  OpenCV read (8-bit BGR) -> bilinear resize to the compiled H x W -> BGR -> RGB -> HWC -> CHW, uint8.
+* pre:  OpenCV read (8-bit) -> RGB -> bilinear resize to the compiled H x W -> HWC -> CHW, uint8.
         The last step, /255 to float, happens on the card in the fused vdsp operator (``NormaType: DIV255``, see
         `vdsp_params`) and on the host for the stand-in (`normalize`): both get the same float input.
 * run:  ``backend.run_uint8(1 x 3 x H x W uint8) -> 1 x 3 x H x W float``.
-* post: clip to [0, 1] -> (MIMO-UNet: + 0.5/255, the ``half_up`` rounding of inference.yml) -> x255 -> uint8
-        -> RGB -> BGR (`ppir.infer.pipeline.to_uint8`, the rounding every ppir runner uses).
+* post: clip to [0, 1] -> (MIMO-UNet: + 0.5/255, the ``half_up`` rounding of inference.yml) -> x255 -> uint8 RGB
+        (`ppir.infer.pipeline.to_uint8`, the rounding every ppir runner uses).
 
-``--mode tile`` instead restores the image at full resolution in tiles of the compiled shape
+``mode="tile"`` instead restores the image at full resolution in tiles of the compiled shape
 (`ppir.infer.restorer.ImageRestorer` with a fixed-shape `DeployInfo`, the same tiling as the other runners).
 
-`VaccBackend` (in `ppir.infer.backends`, built by ``make_backend("vacc", ...)``) imports ``vaststreamx`` lazily:
+`VaccBackend` (``ppir.vacc.backend``, built by ``make_backend("vacc", ...)``) imports ``vaststreamx`` lazily:
 the SDK is not on PyPI and comes with the card's driver, so a machine without it gets one clear line naming it
-(`SDK_MISSING`), never an ImportError traceback.
+(`SDK_MISSING`), never an ImportError traceback. The command line is ppir/commands/vacc_infer.py.
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import sys
-import time
 
 import cv2
 import numpy as np
 
-from ..cli import BOOL, ArgumentParser
 from ..errors import ConfigError, ImageError
-from .backend_registry import VACC as VACC_ROLE, names as backend_names
-from .backends import BackendError, make_backend, normalize
-from .deploy_info import INFO_FILENAME, ONNX_FILENAME, DeployInfo, read_deploy_info
-from .pipeline import ROUNDINGS, to_uint8
-from .loop import average_line, file_items, final_line, list_images, pixel_scores, restore_items, score_text
-from .outputs import NAME_RULE, output_names
-from .restorer import ImageRestorer
-from .runner import check_save_dir
+from ..infer.backends import BackendError, make_backend
+from ..infer.deploy_info import INFO_FILENAME, ONNX_FILENAME, DeployInfo, read_deploy_info
+from ..infer.loop import average_line, file_items, final_line, list_images, pixel_scores, restore_items, score_text
+from ..infer.memory import default_budget
+from ..infer.outputs import output_names
+from ..infer.pipeline import ROUNDINGS, to_uint8
+from ..infer.restorer import ImageRestorer
+from ..infer.runner import check_save_dir
+from .backend import normalize
+
 
 # --------------------------------------------------------------------------------------- shared pre/post
-def read_bgr(path: str) -> np.ndarray:
-    """An image file as 8-bit BGR H x W x 3 (cv2.IMREAD_COLOR: gray -> 3 channels, alpha dropped, 16-bit -> 8)."""
+def read_rgb(path: str) -> np.ndarray:
+    """An image file as 8-bit RGB H x W x 3 (cv2.IMREAD_COLOR: gray -> 3 channels, alpha dropped, 16-bit -> 8):
+    the one place where OpenCV's BGR order is turned into RGB."""
     if not os.path.isfile(path):
         raise ImageError(f"{path}: no such image file")
     img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
@@ -48,26 +51,24 @@ def read_bgr(path: str) -> np.ndarray:
         raise ImageError(f"{path}: not a readable image (corrupt, truncated or unsupported format)")
     if img.shape[0] == 0 or img.shape[1] == 0:
         raise ImageError(f"{path}: the image has zero size")
-    return img
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def preprocess(img_bgr: np.ndarray, height: int, width: int) -> np.ndarray:
-    """8-bit BGR H x W x 3 -> 1 x 3 x `height` x `width` uint8 RGB: bilinear resize, BGR -> RGB, CHW."""
-    if img_bgr.shape[:2] != (height, width):
-        img_bgr = cv2.resize(img_bgr, (width, height), interpolation=cv2.INTER_LINEAR)
-    rgb = cv2.cvtColor(img_bgr, cv2.COLOR_BGR2RGB)
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1))[None]
+def preprocess(img_rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+    """8-bit RGB H x W x 3 -> 1 x 3 x `height` x `width` uint8 RGB planar: bilinear resize, CHW."""
+    if img_rgb.shape[:2] != (height, width):
+        img_rgb = cv2.resize(img_rgb, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(img_rgb.transpose(2, 0, 1))[None]
 
 
 def postprocess(nchw: np.ndarray, rounding: str = "nearest") -> np.ndarray:
-    """1 x 3 x H x W float network output -> H x W x 3 uint8 BGR: clip, (+0.5/255 for half_up), x255, RGB->BGR."""
+    """1 x 3 x H x W float network output -> H x W x 3 uint8 RGB: clip, (+0.5/255 for half_up), x255."""
     out = np.asarray(nchw, np.float32)
     if out.ndim == 4:
         out = out[0]
     if out.shape[0] == 1:
         out = np.repeat(out, 3, axis=0)
-    rgb = to_uint8(out.transpose(1, 2, 0), rounding)  # clip to [0, 1], (+0.5/255 and truncate | round), uint8
-    return np.ascontiguousarray(rgb[:, :, ::-1])
+    return to_uint8(out.transpose(1, 2, 0), rounding)  # clip to [0, 1], (+0.5/255 and truncate | round), uint8
 
 
 def run_uint8(backend, nchw_uint8: np.ndarray) -> np.ndarray:
@@ -89,10 +90,8 @@ def onnx_input_shape(path: str) -> list:
 
 # ------------------------------------------------------------------------------------------------- loop
 class VaccPipeline:
-    """8-bit BGR image in, restored 8-bit image out, with any backend of a fixed H x W (see module docstring).
-
-    `__call__` gives the BGR result and its (pre, infer, post) seconds; `prepare`/`run`/`finish` are the engine
-    interface of the shared loop (`ppir.infer.loop`), whose results are RGB like every other runner's."""
+    """8-bit RGB image in, restored 8-bit RGB image out, with any backend of a fixed H x W (see module docstring):
+    `prepare`/`run`/`finish` are the engine interface of the shared loop (`ppir.infer.loop`)."""
 
     MODES = ("resize", "tile")
     images_per_call = 1
@@ -111,93 +110,53 @@ class VaccPipeline:
                               tile_overlap=min(int(tile_overlap), min(self.height, self.width) - 1))
             self.restorer = ImageRestorer(backend, info)
 
-    def prepare(self, img_bgr: np.ndarray, name: str | None = None):
+    def prepare(self, img_rgb: np.ndarray, name: str | None = None):
         """(prepared input, None): the compiled-size uint8 RGB batch, or (tile mode) the restorer's input."""
         if self.restorer is not None:
-            rgb = cv2.cvtColor(img_bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-            return self.restorer.prepare(rgb, name)[0], None
-        return preprocess(img_bgr, self.height, self.width), None
+            return self.restorer.prepare(img_rgb.astype(np.float32) / 255.0, name)[0], None
+        return preprocess(img_rgb, self.height, self.width), None
 
     def run(self, prepared: list, key=None) -> list:
         if self.restorer is not None:
             return self.restorer.run(prepared, None)
         return [run_uint8(self.backend, x) for x in prepared]
 
-    def finish(self, y: np.ndarray, img_bgr: np.ndarray) -> np.ndarray:
+    def finish(self, y: np.ndarray, img_rgb: np.ndarray) -> np.ndarray:
         """RGB uint8: the compiled size (resize mode) or the input's (tile mode)."""
         if self.restorer is not None:
-            return self.restorer.finish(y, img_bgr)
-        return np.ascontiguousarray(postprocess(y, self.rounding)[:, :, ::-1])
+            return self.restorer.finish(y, img_rgb)
+        return postprocess(y, self.rounding)
 
-    def __call__(self, img_bgr: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float]]:
-        """(restored BGR uint8, (pre, infer, post) seconds). Resize mode: the compiled size; tile: the input's."""
-        t0 = time.perf_counter()
-        x, _ = self.prepare(img_bgr)
-        t1 = time.perf_counter()
-        y, = self.run([x])
-        t2 = time.perf_counter()
-        out = np.ascontiguousarray(self.finish(y, img_bgr)[:, :, ::-1])
-        return out, (t1 - t0, t2 - t1, time.perf_counter() - t2)
-
-    def reference(self, gt_bgr: np.ndarray) -> np.ndarray:
+    def reference(self, gt_rgb: np.ndarray) -> np.ndarray:
         """The ground truth at the output's size: resized with INTER_AREA to the compiled shape (the seed's
         evaluation protocol; not comparable with full-resolution numbers), unchanged in tile mode."""
-        if self.mode == "tile" or gt_bgr.shape[:2] == (self.height, self.width):
-            return gt_bgr
-        return cv2.resize(gt_bgr, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        if self.mode == "tile" or gt_rgb.shape[:2] == (self.height, self.width):
+            return gt_rgb
+        return cv2.resize(gt_rgb, (self.width, self.height), interpolation=cv2.INTER_AREA)
 
 
-# ------------------------------------------------------------------------------------------ command line
-def build_parser(prog: str | None = None):
-    p = ArgumentParser(
-        prog=prog,
-        description="Restore images with a network compiled for a VastAI VACC card (vaststreamx runtime), or with "
-                    "its ONNX model on ONNX Runtime (--backend onnxruntime) through the same pre/post-processing: "
-                    "resize to the compiled H x W, BGR->RGB, /255, CHW; clip, (+0.5/255 for MIMO-UNet), x255, "
-                    "RGB->BGR.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Output: 'image: <name>[, saved: <path>][, psnr: <x>, ssim: <y>]' per image (PSNR/SSIM with "
-               "--gt_dir), then 'avg psnr: <x>, avg ssim: <y>' and the mean latencies. With --mode resize "
-               "(the seed protocol) the ground truth is resized to the compiled shape with INTER_AREA, so the "
-               "numbers are not comparable with full-resolution ones; --mode tile restores at full resolution in "
-               "tiles of the compiled shape. "
-               f"Saving: {NAME_RULE}; a --save_dir equal to or inside --image_dir/--gt_dir, or one where a result "
-               "would replace an input, is refused unless --overwrite. An image without a usable ground truth is "
-               "still restored and saved, named on stderr and counted in the last line (exit 1).\n\nExamples:\n"
-               "  python deploy/vacc/infer.py --model_prefix deploy_weights/hinet_sidd_int8/mod --image_dir noisy/ "
-               "--gt_dir clean/\n"
-               "  python deploy/vacc/infer.py --backend onnxruntime --model_prefix inference/hinet_vacc/model.onnx "
-               "--image_dir noisy/ --gt_dir clean/")
-    add = p.add_argument
-    add("--model_prefix", required=True,
-        help="vacc: the prefix vamc wrote (<prefix>.json/.so/.params, e.g. deploy_weights/hinet_sidd_int8/mod); "
-             "onnxruntime: an .onnx file (or an export folder holding model.onnx)")
-    add("--image_dir", required=True, help="an image file or a folder of images")
-    add("--gt_dir", default=None, help="ground truth with the same file names: PSNR/SSIM per image")
-    add("--save_dir", default="output/vacc", help="folder for the restored PNGs (default: %(default)s; '' for none; "
-        "never the input folder unless --overwrite)")
-    add("--overwrite", default=False, **BOOL,
-        help="allow --save_dir to be (inside) the input or ground-truth folder, replacing inputs")
-    add("--backend", choices=backend_names(VACC_ROLE), default="vacc",
-        help="vacc: the card through vaststreamx (default); onnxruntime: the CPU stand-in")
-    add("--vdsp_params", default=None,
-        help="vacc: the vdsp pre-processing JSON (default: generated for the compiled shape, DIV255)")
-    add("--device_id", type=int, default=0, help="vacc: card index (default: %(default)s)")
-    add("--shape", default=None, metavar="HxW",
-        help="onnxruntime with a dynamic-shape ONNX model: the size to resize to (e.g. 256x256)")
-    add("--rounding", choices=ROUNDINGS, default=None,
-        help="8-bit conversion: nearest, or half_up (+0.5/255 then truncate: MIMO-UNet). Default: from the "
-             "inference.yml beside the model (or in --model_dir), else nearest")
-    add("--model_dir", default=None, help="the ppir export folder whose inference.yml gives the rounding")
-    add("--mode", choices=VaccPipeline.MODES, default="resize",
-        help="resize: resize every image to the compiled shape (default, the seed protocol); tile: full "
-             "resolution in overlapping tiles of the compiled shape")
-    add("--tile_overlap", type=int, default=32, help="--mode tile: overlap in pixels (default: %(default)s)")
-    add("--cpu_threads", type=int, default=None, help="onnxruntime: CPU threads (default: all cores)")
-    return p
+# ----------------------------------------------------------------------------------------------------- run
+@dataclasses.dataclass
+class VaccSettings:
+    """What the VACC runner is asked to do (`ppir vacc-infer` fills it from its flags; their help in
+    ppir/commands/vacc_infer.py says what each field means)."""
+    model_prefix: str
+    image_dir: str
+    gt_dir: str | None = None
+    save_dir: str = "output/vacc"
+    overwrite: bool = False
+    backend: str = "vacc"
+    vdsp_params: str | None = None
+    device_id: int = 0
+    shape: str | None = None  # "HxW"
+    rounding: str | None = None  # None: from inference.yml, else nearest
+    model_dir: str | None = None
+    mode: str = "resize"
+    tile_overlap: int = 32
+    cpu_threads: int | None = None
 
 
-def _parse_shape(text: str) -> tuple[int, int]:
+def parse_shape(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().replace(",", "x").split("x"))
     except ValueError:
@@ -220,13 +179,13 @@ def _find_rounding(args) -> tuple[str, str]:
     return "nearest", "default (no inference.yml found; MIMO-UNet needs --rounding half_up)"
 
 
-def backend_from_args(args):
-    """(backend, compiled height, width) for the command line's --backend."""
+def backend_from_settings(args: VaccSettings):
+    """(backend, compiled height, width) for `args.backend`."""
     if args.backend == "vacc":
         backend = make_backend("vacc", args.model_prefix, None, {"vdsp_params": args.vdsp_params,
                                                                     "device_id": args.device_id})
         _, _, h, w = backend.fixed_shape
-        if args.shape and _parse_shape(args.shape) != (h, w):
+        if args.shape and parse_shape(args.shape) != (h, w):
             raise ConfigError(f"--shape {args.shape}: the compiled model takes {h}x{w}")
         return backend, h, w
     path = args.model_prefix
@@ -242,7 +201,7 @@ def backend_from_args(args):
     dims = onnx_input_shape(path)
     fixed = tuple(dims[2:]) if len(dims) == 4 and all(isinstance(d, int) and d > 0 for d in dims[2:]) else None
     if args.shape:
-        shape = _parse_shape(args.shape)
+        shape = parse_shape(args.shape)
         if fixed and shape != fixed:
             raise ConfigError(f"--shape {args.shape}: {path} takes {fixed[0]}x{fixed[1]} inputs")
     elif fixed:
@@ -261,8 +220,9 @@ def print_line(item, restored, scores, saved) -> None:
     print(", ".join(fields), flush=True)
 
 
-def main(argv=None, prog: str | None = None) -> int:
-    args = build_parser(prog).parse_args(argv)
+def run(args: VaccSettings) -> int:
+    """Restore `args.image_dir` on the card (or the stand-in); the exit code (1 when an image failed or none was
+    restored). Bad settings raise ConfigError / ImageError / BackendError before any work."""
     if args.gt_dir and not os.path.exists(args.gt_dir):
         raise ImageError(f"{args.gt_dir}: no such ground-truth file or folder")
     if args.tile_overlap < 0:
@@ -272,11 +232,13 @@ def main(argv=None, prog: str | None = None) -> int:
     if args.save_dir:
         check_save_dir(args, files, names)  # no input replaced, a writable folder: before any work
     rounding, source = _find_rounding(args)
-    backend, height, width = backend_from_args(args)  # vacc without the SDK: one line naming vaststreamx
+    backend, height, width = backend_from_settings(args)  # vacc without the SDK: one line naming vaststreamx
     print(f"note: rounding {rounding} ({source}), mode {args.mode}", file=sys.stderr)
     pipe = VaccPipeline(backend, height, width, rounding, args.mode, args.tile_overlap)
-    items = file_items(files, args.gt_dir, args.save_dir, names, read=read_bgr,
-                       read_gt=lambda path: pipe.reference(read_bgr(path))[:, :, ::-1])
+    # every file is judged by its header before it is decoded, as the other runners judge (this machine's
+    # default budget: the runner has no --max-memory, the card's inputs are resized or tiled anyway)
+    items = file_items(files, args.gt_dir, args.save_dir, names, read=read_rgb,
+                       read_gt=lambda path: pipe.reference(read_rgb(path)), max_memory=default_budget())
     try:
         summary = restore_items(pipe, items, score=pixel_scores() if args.gt_dir else None, report=print_line)
     finally:

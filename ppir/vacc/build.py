@@ -9,44 +9,34 @@ build_in/build/official_pairlie.yaml``)::
 
 fp16 needs no dataset; int8 is calibrated (percentile by default, as VastModelZOO's recipes) on images written by
 `make_calibration_set`: already resized to the compiled shape with the runner's own pre-processing
-(`ppir.infer.vacc.preprocess`), so vamc's Resize is an identity and calibration sees exactly what inference sees.
+(`ppir.vacc.runner.preprocess`), so vamc's Resize is an identity and calibration sees exactly what inference sees.
 
 Presets hold VastModelZOO's recipe shapes: HINet 3x256x256 (SIDD), MIMO-UNet 3x360x640 (GoPro), the latter exported
 with ``model.resize_mode=bilinear`` (VastAI switched MIMO-UNet's resampling to bilinear because nearest hit a
-VDSP size limit in int8 at 360x640; ppir's bilinear variant changes numerics, so it is a separate export). Each
-network declares its presets and the arguments its recipe needs in its own file (``ModelFacts.vacc_presets``,
-``vacc_requires``); export records in inference.yml whether the exported network meets them.
+VDSP size limit in int8 at 360x640; ppir's bilinear variant changes numerics, so it is a separate export). The
+presets and the arguments each recipe needs are in ``ppir.vacc.presets``, keyed by network; export records in
+inference.yml whether the exported network meets them.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 
 import numpy as np
 import yaml
 
-from ..cli import ArgumentParser
 from ..errors import ConfigError, ImageError
+from ..infer.deploy_info import INFO_FILENAME, read_deploy_info
+from ..infer.loop import list_images
 from ..paths import write_text
-from ..registry import MODELS
-from .backends import vdsp_params
-from .deploy_info import INFO_FILENAME, read_deploy_info
-from .loop import list_images
-from .vacc import _parse_shape, onnx_input_shape, preprocess, read_bgr
+from .backend import vdsp_params
+from .presets import presets
+from .runner import onnx_input_shape, parse_shape, preprocess, read_rgb
 
 PRECISIONS = ("fp16", "int8")
 CALIBRATE_MODES = ("percentile", "max", "kl_divergence", "mse")
 
-
-
-def presets() -> dict:
-    """Every registered network's VACC presets, by preset name (a subclass inherits its parent's: one entry)."""
-    from ..models.common import model_facts  # loads the networks (and paddle): only when presets are asked for
-
-    found = {}
-    for name in MODELS.names():
-        for key, preset in model_facts(MODELS.get(name)).vacc_presets.items():
-            found.setdefault(key, preset)
-    return found
 
 
 def select_files(files: list, num: int) -> list:
@@ -157,7 +147,6 @@ def make_calibration_set(image_dir: str, out_dir: str, height: int, width: int, 
     ``input_0``: RGB CHW uint8, what vamp reads) and `out_dir/npz_datalist.txt` (vamp --datalist)."""
     import cv2
 
-
     if height < 1 or width < 1:
         raise ConfigError(f"calibration shape must be positive, got {height}x{width}")
     files = select_files(list_images(image_dir), num)
@@ -171,11 +160,11 @@ def make_calibration_set(image_dir: str, out_dir: str, height: int, width: int, 
             stem = f"{stem}_{len(seen)}"
         seen.add(stem)
         try:
-            x = preprocess(read_bgr(path), height, width)[0]  # 3 x H x W uint8 RGB
+            x = preprocess(read_rgb(path), height, width)[0]  # 3 x H x W uint8 RGB
         except ImageError as e:
             raise ImageError(f"calibration set: {e}") from None
         png = os.path.join(out_dir, stem + ".png")
-        if not cv2.imwrite(png, np.ascontiguousarray(x.transpose(1, 2, 0)[:, :, ::-1])):
+        if not cv2.imwrite(png, np.ascontiguousarray(x.transpose(1, 2, 0)[:, :, ::-1])):  # OpenCV writes BGR
             raise ImageError(f"{png}: cannot write")
         written.append(png)
         if write_npz:
@@ -188,50 +177,34 @@ def make_calibration_set(image_dir: str, out_dir: str, height: int, width: int, 
     return written
 
 
-# ------------------------------------------------------------------------------------------ command lines
-def build_config_main(argv=None, prog: str | None = None) -> int:
-    """deploy/vacc/build_config.py: one vamc config per precision, plus the vdsp JSON, for one network."""
-    import argparse
-    import json
+# ------------------------------------------------------------------------------------------ build configs
+@dataclasses.dataclass
+class BuildSettings:
+    """What `ppir vacc-build-config` is asked to write (its flags' help, ppir/commands/vacc_build_config.py, says
+    what each field means)."""
+    onnx: str
+    preset: str | None = None
+    name: str | None = None
+    shape: str | None = None  # "HxW"
+    input_name: str = "x"
+    precision: list = dataclasses.field(default_factory=lambda: list(PRECISIONS))
+    calib_dir: str | None = None
+    calib_num: int | None = None
+    calibrate_mode: str = "percentile"
+    workspace: str = "./deploy_weights"
+    out_dir: str = "deploy/vacc/build"
+    allow_nearest: bool = False
 
 
-    known = presets()
-    p = ArgumentParser(
-        prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Write the VastAI vamc build configs (one per precision: fp16, int8 with percentile "
-                    "calibration) and the vdsp pre-processing JSON for an ONNX export of fixed input shape.",
-        epilog="Presets (VastModelZOO recipes): " + "; ".join(f"{k}: {v['model']} {v['shape'][0]}x{v['shape'][1]}"
-                                                       + (f" ({' '.join(v['overrides'])})" if v["overrides"] else "")
-                                                       for k, v in known.items())
-               + "\n\nExample:\n  python deploy/vacc/build_config.py --preset hinet_sidd --onnx "
-                 "inference/hinet_sidd_vacc/model.onnx --calib_dir data/calib/hinet_sidd_256x256 "
-                 "--out_dir deploy/vacc/build\n  vamc compile deploy/vacc/build/hinet_sidd_int8.yaml")
-    p.add_argument("--onnx", required=True,
-                   help="ONNX model to compile (tools/export_onnx.py output, e.g. "
-                        "inference/hinet_sidd_vacc/model.onnx); checked when it exists, written into the config "
-                        "as given")
-    p.add_argument("--preset", choices=sorted(known), default=None, help="VastModelZOO recipe: name, shape, calibration size")
-    p.add_argument("--name", default=None, help="config name prefix (default: the preset's name)")
-    p.add_argument("--shape", default=None, metavar="HxW", help="compiled input size (default: the preset's)")
-    p.add_argument("--input_name", default="x", help="ONNX input name (default: %(default)s, ppir's)")
-    p.add_argument("--precision", nargs="+", choices=PRECISIONS, default=list(PRECISIONS),
-                   help="precisions to write (default: both)")
-    p.add_argument("--calib_dir", default=None,
-                   help="int8: calibration images (deploy/vacc/make_calib_set.py output; default data/calib/<name>)")
-    p.add_argument("--calib_num", type=int, default=None, help="int8: calibration images used (default: the preset's)")
-    p.add_argument("--calibrate_mode", choices=CALIBRATE_MODES, default="percentile", help="(default: %(default)s)")
-    p.add_argument("--workspace", default="./deploy_weights", help="vamc output folder (default: %(default)s)")
-    p.add_argument("--out_dir", default="deploy/vacc/build", help="where to write the configs (default: %(default)s)")
-    p.add_argument("--allow_nearest", action="store_true",
-                   help="accept a MIMO-UNet export with nearest resampling (VastModelZOO's recipe needs bilinear)")
-    args = p.parse_args(argv)
+def write_build_configs(args: BuildSettings, known: dict | None = None) -> tuple[list[str], list[str]]:
+    """One vamc config per precision, plus the vdsp JSON, for one network; (files written, notes)."""
+    known = presets() if known is None else known
     preset = known.get(args.preset) or {}
     name = args.name or args.preset
     if not name:
         raise ConfigError("give --preset or --name")
     if args.shape:
-    
-        height, width = _parse_shape(args.shape)
+        height, width = parse_shape(args.shape)
     elif preset:
         height, width = preset["shape"]
     else:
@@ -271,36 +244,4 @@ def build_config_main(argv=None, prog: str | None = None) -> int:
                      f"Run: python deploy/vacc/infer.py --model_prefix {prefix} --vdsp_params {vdsp_path} "
                      f"--image_dir <images> [--gt_dir <gt>]"]
         written.append(write_yaml(os.path.join(args.out_dir, f"{name}_{precision}.yaml"), cfg, comments))
-    import sys
-
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
-    for path in written:
-        print(f"wrote {path}")
-    return 0
-
-
-def calib_main(argv=None, prog: str | None = None) -> int:
-    """deploy/vacc/make_calib_set.py."""
-    import argparse
-
-    p = ArgumentParser(
-        prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Build an int8 calibration set for vamc: N images spread evenly over a folder, resized to the "
-                    "compiled shape with the runner's own pre-processing (bilinear, as deploy/vacc/infer.py), "
-                    "written as PNG (vamc dataset.path) and as RGB CHW uint8 .npz with a datalist (vamp).",
-        epilog="Example:\n  python deploy/vacc/make_calib_set.py --image_dir SIDD/val/input --out_dir "
-               "data/calib/hinet_sidd_256x256 --shape 256x256 --num 100")
-    p.add_argument("--image_dir", required=True, help="degraded images (the network's inputs)")
-    p.add_argument("--out_dir", required=True, help="output folder (PNG files, npz/, npz_datalist.txt)")
-    p.add_argument("--shape", required=True, metavar="HxW", help="compiled input size, e.g. 256x256 or 360x640")
-    p.add_argument("--num", type=int, default=50, help="images to take (default: %(default)s; 0: all)")
-    p.add_argument("--no_npz", action="store_true", help="only the PNG files")
-    args = p.parse_args(argv)
-
-    height, width = _parse_shape(args.shape)
-    if args.num < 0:
-        raise ConfigError(f"--num must be >= 0, got {args.num}")
-    written = make_calibration_set(args.image_dir, args.out_dir, height, width, args.num, not args.no_npz)
-    print(f"wrote {len(written)} calibration image(s) of {height}x{width} into {args.out_dir}")
-    return 0
+    return written, notes
