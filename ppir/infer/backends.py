@@ -28,7 +28,7 @@ from . import backend_registry as registry
 from .backend_registry import BackendError, DygraphOptions, OnnxRuntimeOptions, PaddleOptions, VaccOptions
 from .deploy_info import MODEL_FILENAME, ONNX_DIGEST_KEY, ONNX_FILENAME, PARAMS_FILENAME
 from .math_threads import kept_math_threads
-from .pipeline import padded_size, to_uint8
+from .pipeline import padded_size
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
