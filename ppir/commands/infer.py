@@ -12,7 +12,7 @@ from ppir.infer.outputs import NAME_RULE
 from ppir.infer.runner import RunnerSettings, run
 from ppir.infer.tiling import BLENDS
 from ppir.metrics import SSIM_WINDOW
-from ppir.scaleout.batch import add_engine_args
+from ppir.commands.ray_flags import add_engine_args
 
 
 def _invocation(prog: str | None) -> str:

@@ -14,7 +14,7 @@ from ppir.cli import add_override_arg, ArgumentParser, BOOL, flat_overrides
 from ppir.infer.backends import add_backend_arg
 from ppir.infer.memory import TOLERANCE_NOTE, memory_arg
 from ppir.infer.outputs import NAME_RULE
-from ppir.scaleout.batch import add_engine_args
+from ppir.commands.ray_flags import add_engine_args
 from ppir.scaleout.cluster import require_ray
 
 NOTES = [

@@ -9,8 +9,7 @@ import argparse
 
 from ppir.cli import BOOL, ArgumentParser, prog as cli_prog, settings_from
 from ppir.infer.memory import memory_arg
-from ppir.scaleout.cluster import add_ray_address_arg
-from ppir.scaleout.serving import add_serve_args
+from ppir.commands.ray_flags import add_serve_args
 from ppir.serving import opencv_limit
 from ppir.infer.backend_registry import EXPORT, names as backend_names
 from ppir.serving import DEFAULT_QUEUE_SIZE
@@ -98,8 +97,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add("--header-timeout", type=float, default=DEFAULT_HEAD_TIMEOUT,
         help="seconds a new connection may take to send a complete request head before it is closed (0: no "
              "limit; default: %(default)s)")
-    add_serve_args(add)
-    add_ray_address_arg(p)
+    add_serve_args(p)
     add("--log-level", default="info",
         choices=("debug", "info", "warning", "error"), help="(default: %(default)s)")
     return p

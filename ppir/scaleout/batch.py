@@ -29,20 +29,8 @@ from ..errors import ConfigError, ImageError
 from ..infer.loop import Item, RunSummary, file_items, pixel_scores, restore_items
 from ..infer.pipeline import to_uint8
 from ..paths import sweep_stale_temps
-from .cluster import add_ray_address_arg, cause_of, connect
+from .cluster import cause_of, connect
 
-ENGINES = ("local", "ray")
-
-
-def add_engine_args(parser, flags=None) -> None:
-    """--engine, --workers, --ray-address of the batch commands (`flags`: the parser's own add function)."""
-    add = flags or parser.add_argument
-    add("--engine", choices=ENGINES, default="local",
-        help="local: restore in this process (default); ray: an actor pool of --workers restorers on Ray Data "
-             "(a private Ray, or the cluster at --ray-address); a rerun skips images whose output exists")
-    add("--workers", type=int, default=2,
-        help="--engine ray: restoring actors, each with its own predictor (default: %(default)s)")
-    add_ray_address_arg(parser)
 
 
 class KeptOutputs:

@@ -49,12 +49,6 @@ def connect(address: str | None, num_cpus: int | None = None):
     return ray
 
 
-def add_ray_address_arg(parser) -> None:
-    parser.add_argument("--ray-address", "--ray_address", dest="ray_address", default=None, metavar="ADDR",
-                        help="--engine ray: the cluster to join (HOST:PORT of its head, or 'auto' on one of its nodes); "
-                             "default: a private Ray started in this process")
-
-
 _ERROR_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(\w+(?:Error|Exception)): (\S.*)$")
 
 

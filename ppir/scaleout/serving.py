@@ -20,26 +20,6 @@ from .cluster import cause_of, connect
 APP_NAME = "ppir"
 
 
-def add_serve_args(add) -> None:
-    """The --engine ray options of `ppir serve` (`add`: the parser's add_argument)."""
-    add("--engine", choices=("local", "ray"), default="local",
-        help="local: predictors in this process (default); ray: Ray Serve replicas, each with one predictor, "
-             "behind this process's HTTP front (a private Ray, or the cluster at --ray-address)")
-    options = (  # (name, type, default, help): every one only matters with --engine ray
-        ("replicas", int, 1, "Serve replicas (default: %(default)s; see --min-replicas/--max-replicas)"),
-        ("min_replicas", int, None, "autoscale between this and --max-replicas (Serve's autoscaling_config)"),
-        ("max_replicas", int, None, "the upper bound of autoscaling (default: --replicas)"),
-        ("max_ongoing_requests", int, 4, "requests one replica holds at once, Serve's max_ongoing_requests "
-                                         "(default: %(default)s)"),
-        ("max_batch_size", int, 4, "requests a replica restores together (serve.batch; images of one padded size "
-                                   "share a network call; default: %(default)s)"),
-        ("batch_wait_ms", float, 5.0, "how long a replica waits for more requests to batch (default: %(default)s)"),
-    )
-    for name, kind, default, text in options:
-        flags = dict.fromkeys([f"--{name.replace('_', '-')}", f"--{name}"])
-        add(*flags, dest=name, type=kind, default=default, help=f"--engine ray: {text}")
-
-
 def replica_counts(args) -> tuple[int, int, int]:
     """(initial, min, max) replicas from the command line; ConfigError when they do not make sense."""
     low = args.min_replicas if args.min_replicas is not None else args.replicas
