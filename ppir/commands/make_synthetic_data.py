@@ -18,8 +18,8 @@ import argparse
 import os
 
 from ppir.cli import ArgumentParser
+from ppir.data.degradations import DEGRADATIONS
 
-DEGRADATIONS = ("gaussian_noise", "poisson_gaussian_noise", "motion_blur", "rain")
 # SyntheticDataset's degradation parameters (--set KEY=VALUE)
 PARAMS = ("sigma_min", "sigma_max", "peak_min", "peak_max", "read_sigma_min", "read_sigma_max", "kernel_size_min",
           "kernel_size_max", "curved_prob", "rain_density_min", "rain_density_max", "rain_length_min",

@@ -35,10 +35,10 @@ from ..errors import ConfigError, DatasetError, ImageError
 from ..paths import atomic_target
 from ..registry import DATASETS
 from .base import RestorationDataset
+from .degradations import DEGRADATIONS
 from .image_io import is_image_file, read_image, write_image
 from .transforms import paired_random_augment
 
-DEGRADATIONS = ("gaussian_noise", "poisson_gaussian_noise", "motion_blur", "rain")
 
 # scikit-image sample images bundled in the wheel (no download; pooch is not needed). Gray ones become RGB.
 SKIMAGE_OFFLINE = ("astronaut", "brick", "camera", "cat", "cell", "chelsea", "clock", "coffee", "coins",
