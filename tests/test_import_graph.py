@@ -108,3 +108,12 @@ def test_infer_and_serving_never_import_export():
                        and m.startswith(("ppir.infer", "ppir.serving", "ppir.quant")))
     assert importers == []
     assert "ppir.infer.deploy_info" in graph["ppir.export"]
+
+
+def test_the_library_never_imports_the_command_line():
+    """Parsers live in ppir/commands/ (and ppir/cli.py's helpers); the library takes settings, so nothing else
+    imports either (ppir/__main__.py dispatches to the commands)."""
+    graph = import_graph(os.path.join(ROOT, "ppir"))
+    cli = {m for m in graph if m == "ppir.cli" or m.startswith("ppir.commands")}
+    importers = sorted(m for m, deps in graph.items() if deps & cli and m not in cli and m != "ppir.__main__")
+    assert importers == []
