@@ -22,14 +22,14 @@ from ..cli import BOOL
 from ..errors import ConfigError
 from ..infer.backends import BackendError, make_backend, warm_up, warmup_input
 from ..infer.deploy_info import read_deploy_info
-from ..infer.memory import memory_arg
+from ..infer.memory import DEFAULT_BUDGET, memory_arg
 from ..infer.restorer import ImageRestorer
 from ..scaleout.cluster import add_ray_address_arg, require_ray
 from ..scaleout.serving import add_serve_args
 from .idle import DEFAULT_HEAD_TIMEOUT, protocol_class, with_head_timeout
 
 DEFAULT_MAX_PIXELS = 4096 * 4096  # also OpenCV's limit, set before OpenCV loads (opencv_limit.py)
-DEFAULT_MAX_MEMORY = 2 << 30  # what requests may make the predictors use together: a 4096^2 image fits, tiled
+DEFAULT_MAX_MEMORY = DEFAULT_BUDGET  # what requests may make the predictors use together (1280M: under 2 GB a child)
 DEFAULT_QUEUE_SIZE = 64  # a burst of a few dozen clients waits its turn instead of being refused
 BACKENDS = ("paddle", "onnxruntime")
 
@@ -73,7 +73,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add("--max-pixels", "--max_pixels", dest="max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
         help="largest image accepted, in pixels (H x W); larger ones get 413 (default: %(default)s = 4096^2)")
     add("--max-memory", "--max_memory", dest="max_memory", type=memory_arg, default=None, metavar="SIZE",
-        help="memory for restoring, all predictors together (e.g. 8G; 0: no limit; default: 2G): each predictor "
+        help="memory for restoring, all predictors together (e.g. 8G; 0: no limit; default: 1280M): each predictor "
              "restores an image in tiles when it would not fit its share whole, and answers 413 naming the limit "
              "when even tiles would not (judged from the header before decoding)")
     add("--max-body-mb", "--max_body_mb", dest="max_body_mb", type=float, default=None,
