@@ -9,7 +9,7 @@ runners). That is about 40 M pixels: SIDD's largest photographs (5328x3000, 16 M
 from __future__ import annotations
 
 from ..errors import ImageError
-from .image_header import image_size_from_header, read_header
+from .image_header import read_header
 from .image_io import read_image
 
 # The arrays of reading one image: the decoded copy (up to 16-bit RGBA, 8 bytes), the float32 RGB result (12)
@@ -21,23 +21,19 @@ DATASET_IMAGE_BUDGET = 1280 << 20  # infer.memory.DEFAULT_BUDGET (not imported: 
 def dataset_image_problem(path: str, budget: int = DATASET_IMAGE_BUDGET) -> str | None:
     """Why the dataset image `path` must not be decoded (one line naming it), or None. An unreadable header is
     left to the decoder, which names the file in its own words."""
-    from ..infer.memory import format_bytes  # here: importing ppir.infer at load time would be a package cycle
+    from ..infer.memory import format_bytes, header_need  # here: ppir.infer at load time would be a package cycle
     try:
         head, file_bytes = read_header(path)
     except OSError:
         return None
-    size = image_size_from_header(head)
-    if size is None:
-        if file_bytes > budget:
-            return f"{path}: the file is {format_bytes(file_bytes)}, over the {format_bytes(budget)} a dataset " \
-                   "image may take to read; not read"
+    size, need = header_need(head, file_bytes, READ_BYTES_PER_PIXEL)
+    if need <= budget:
         return None
-    height, width = size
-    need = file_bytes + READ_BYTES_PER_PIXEL * height * width
-    if need > budget:
-        return (f"{path}: its header says {width}x{height} pixels, which need {format_bytes(need)} to read, over "
-                f"the {format_bytes(budget)} a dataset image may take; not decoded")
-    return None
+    if size is None:
+        return (f"{path}: the file is {format_bytes(file_bytes)}, over the {format_bytes(budget)} a dataset image "
+                "may take to read; not read")
+    return (f"{path}: its header says {size[1]}x{size[0]} pixels, which need {format_bytes(need)} to read, over "
+            f"the {format_bytes(budget)} a dataset image may take; not decoded")
 
 
 def read_dataset_image(path: str):

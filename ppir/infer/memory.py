@@ -176,18 +176,22 @@ def encoded_image_problem(name: str, head: bytes, file_bytes: int, budget: int) 
     (a file, or the bytes of a request)."""
     if not budget:
         return None
-    size = image_size_from_header(head)
-    if size is None:
-        if file_bytes > budget:
-            return (f"{name}: the file is {format_bytes(file_bytes)}, over the memory budget of "
-                    f"{format_bytes(budget)} (--max-memory); not read")
+    size, need = header_need(head, file_bytes, PIPELINE_BYTES_PER_PIXEL)
+    if need <= budget:
         return None
+    if size is None:
+        return (f"{name}: the file is {format_bytes(file_bytes)}, over the memory budget of "
+                f"{format_bytes(budget)} (--max-memory); not read")
     height, width = size
-    need = file_bytes + PIPELINE_BYTES_PER_PIXEL * height * width
-    if need > budget:
-        return (f"{name}: its header says {width}x{height} pixels, which need at least {format_bytes(need)} "
-                f"however it is tiled, over the memory budget of {format_bytes(budget)} (--max-memory); not decoded")
-    return None
+    return (f"{name}: its header says {width}x{height} pixels, which need at least {format_bytes(need)} "
+            f"however it is tiled, over the memory budget of {format_bytes(budget)} (--max-memory); not decoded")
+
+
+def header_need(head: bytes, file_bytes: int, bytes_per_pixel: int) -> tuple[tuple[int, int] | None, int]:
+    """((height, width) from the header, or None when it cannot be read; the bytes decoding needs: the file plus
+    `bytes_per_pixel` per pixel, the file alone when the size is unknown)."""
+    size = image_size_from_header(head)
+    return size, file_bytes + (bytes_per_pixel * size[0] * size[1] if size else 0)
 
 
 def check_image_file(path: str, budget: int, name: str | None = None) -> None:
