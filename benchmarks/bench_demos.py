@@ -30,7 +30,7 @@ from common import cpu_name  # noqa: E402
 def run_demo(model: str, out_dir: str) -> float:
     start = time.time()
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "quickstart.py"), "--model", model,
-                           "--output", out_dir], cwd=ROOT, text=True, capture_output=True)
+                           "--output", out_dir, "--overwrite"], cwd=ROOT, text=True, capture_output=True)
     if proc.returncode != 0:
         raise SystemExit(f"error: the {model} quick start failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     seconds = time.time() - start

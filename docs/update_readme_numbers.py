@@ -165,7 +165,8 @@ def differences(readme_block: str, run_block: str) -> list[str]:
 
 
 def run_quick_start(out_dir: str) -> str:
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "quickstart.py"), "--output", out_dir],
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "quickstart.py"), "--output", out_dir,
+                           "--overwrite"],
                           cwd=REPO, text=True, stdout=subprocess.PIPE)
     sys.stdout.write(proc.stdout)
     if proc.returncode != 0:

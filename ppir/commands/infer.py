@@ -90,7 +90,7 @@ def build_parser(backend: str, prog: str | None = None) -> argparse.ArgumentPars
                         "inference.yml). Memory then grows with the tile, not the image. A fixed-shape export always "
                         "uses its own H x W as the tile. Without a tile, images over --max-memory are tiled anyway.")
     p.add_argument("--max_memory", type=memory_arg, default=None, metavar="SIZE",
-                   help="memory budget per image, e.g. 8G or 512M (default: half of this machine's memory); an image "
+                   help="memory budget per image, e.g. 8G or 512M (default: 1280M, so that a run stays under 2 GB); an image "
                         "that would need more in one piece is restored in the largest tiles that fit; 0: no limit")
     p.add_argument("--tile_overlap", type=int, default=None,
                    help="overlap between tiles in pixels (default from inference.yml, usually 32)")

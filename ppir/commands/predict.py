@@ -50,8 +50,8 @@ def parse_args(argv=None):
     p.add_argument("--tile-overlap", "--tile_overlap", dest="tile_overlap", type=int, default=32,
                    help="overlap between tiles in pixels, blended smoothly (default: %(default)s)")
     p.add_argument("--max-memory", "--max_memory", dest="max_memory", type=memory_arg, default=None,
-                   metavar="SIZE", help="memory budget per image, e.g. 8G or 512M (default: half of this machine's "
-                                        "memory); larger images are restored in tiles; 0: no limit")
+                   metavar="SIZE", help="memory budget per image, e.g. 8G or 512M (default: 1280M, so that a run "
+                                        "stays under 2 GB); larger images are restored in tiles; 0: no limit")
     add_backend_arg(p)
     add_override_arg(p)
     add_engine_args(p)

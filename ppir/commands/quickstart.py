@@ -29,6 +29,9 @@ output/quickstart/<model>, relative to the current folder):
                     (ppir.baselines.methods_for: OpenCV filters, blind BM3D for noise when the optional bm3d
                     package is installed; unsharp masking and oracle deconvolution with the true kernel for
                     blur) at its best parameter on the same test images, and seconds per image of each
+  quickstart.json   the files this quick start made (rewritten after every step): a second run into a non-empty
+                    --output is refused unless --overwrite, which removes exactly those files and keeps all
+                    others (a user's image in data/lq/ is neither restored nor scored)
 
 The test images (TEST_IMAGES, chosen by a rule before any score was seen): every photograph that ships
 offline with ppir's dependencies and that no demo trains or validates on, shrunk to at most 192 px, each
@@ -37,18 +40,22 @@ degraded twice (TEST_DRAWS draws of the degradation, seed 1); the gray one (came
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
 from ppir.cli import ArgumentParser, BOOL, child_env, ppir_command
 from ppir.errors import ConfigError, PPIRError
+from ppir.commands.quickstart_folder import MANIFEST, OutputFolder
 from ppir.paths import output_dir_problem, write_text
 
 # The demos: --model name -> configs/demo/<stem>.yml, weights/<stem>.pdparams, <stem>_pretrain.yml.
@@ -101,7 +108,12 @@ def parse_args(argv=None):
     p.add_argument("--from-scratch", action="store_true",
                    help="ignore the shipped demo weights and train the demo config from scratch (its fine-tuning "
                         "lr and steps: this does not reach the classical filters in the default steps)")
-    p.add_argument("--output", default=None, help="folder for everything it makes (default output/quickstart/<model>)")
+    p.add_argument("--output", default=None,
+                   help="folder for everything it makes (default output/quickstart/<model>); it must be empty or "
+                        "new unless --overwrite")
+    p.add_argument("--overwrite", **BOOL, default=False,
+                   help=f"replace a previous quick start's outputs in --output (the files its {MANIFEST} lists); "
+                        "files it did not make are kept and left out of this run")
     p.add_argument("--enable_mkldnn", **BOOL, default=True, help="Paddle Inference on CPU with oneDNN (default True)")
     args = p.parse_args(argv)
     if args.iters is not None and args.iters < 1:
@@ -171,14 +183,33 @@ def step(number: int, total: int, title: str, cmd: list[str], capture: bool = Fa
     return proc.stdout or ""
 
 
-def image_pairs(data_dir: str) -> dict:
-    """name -> (degraded, original) 8-bit RGB test images of data_dir/{lq,gt}, plus the true blur kernel
-    (data_dir/kernel/<stem>.npy) when make-synthetic-data wrote one."""
+@contextlib.contextmanager
+def runner_inputs(lq_dir: str, own: list[str], foreign: list[str]):
+    """The --image_dir for the runner: data/lq itself, or, when it also holds files the quick start did not make,
+    a temporary folder of links to its own test images only (removed afterwards; the user's files untouched)."""
+    if not foreign:
+        yield lq_dir
+        return
+    links = tempfile.mkdtemp(prefix="ppir-quickstart-")
+    try:
+        for path in own:
+            os.symlink(os.path.abspath(path), os.path.join(links, os.path.basename(path)))
+        print(f"note: {lq_dir} also holds files the quick start did not make ({', '.join(foreign[:3])}"
+              f"{' ...' if len(foreign) > 3 else ''}); they are kept and not restored: the runner reads the "
+              f"quick start's {len(own)} test images through links in {links}", flush=True)
+        yield links
+    finally:
+        shutil.rmtree(links, ignore_errors=True)
+
+
+def image_pairs(data_dir: str, lq_files: list[str] | None = None) -> dict:
+    """name -> (degraded, original) 8-bit RGB test images of data_dir/{lq,gt} (only `lq_files` when given), plus
+    the true blur kernel (data_dir/kernel/<stem>.npy) when make-synthetic-data wrote one."""
     from ppir.data.image_io import read_image
     from ppir.data.synthetic import read_kernel
     from ppir.infer.pipeline import to_uint8
     out = {}
-    for lq in sorted(glob.glob(os.path.join(data_dir, "lq", "*.png"))):
+    for lq in sorted(glob.glob(os.path.join(data_dir, "lq", "*.png")) if lq_files is None else lq_files):
         name = os.path.basename(lq)
         pair = (to_uint8(read_image(lq)), to_uint8(read_image(os.path.join(data_dir, "gt", name))))
         kernel = os.path.join(data_dir, "kernel", os.path.splitext(name)[0] + ".npy")
@@ -302,10 +333,29 @@ def main(argv=None) -> int:
     problem = output_dir_problem(out)  # refused before the first step, not by a child process's failure
     if problem:
         raise ConfigError(f"--output: {problem}")
+    degradation, config_iters, params = demo_settings(args.config)
+    folder = OutputFolder(out, args.model)
+    folder.prepare(args.overwrite, planned_files())  # before any step: a non-empty --output is refused here
+    try:
+        return _run(args, folder, degradation, config_iters, params)
+    finally:  # also when a step fails or is interrupted: a later --overwrite then knows every file it made
+        folder.record()
+
+
+def planned_files() -> set[str]:
+    """The paths (relative to --output) a quick start writes whose names are known before it runs."""
+    names = [f"{n}_{i:05d}" for i, n in enumerate(TEST_IMAGES.split(",") * TEST_DRAWS)]
+    per_image = {f"{sub}/{n}.png" for n in names for sub in ("data/lq", "data/gt", "restored")}
+    return per_image | {f"data/kernel/{n}.npy" for n in names} | {
+        "metrics.md", "scores.json", "eval/metrics.json", "train/train.log", "train/metrics.jsonl",
+        "inference/inference.json", "inference/inference.pdiparams", "inference/inference.yml"}
+
+
+def _run(args, folder: OutputFolder, degradation: str, config_iters: int, params: list) -> int:
+    out = args.output
     train_dir, data_dir = os.path.join(out, "train"), os.path.join(out, "data")
     eval_dir, export_dir = os.path.join(out, "eval"), os.path.join(out, "inference")
     restored_dir = os.path.join(out, "restored")
-    degradation, config_iters, params = demo_settings(args.config)
     begin = training_start(args.model, args.from_scratch)
     overrides = [f"train.output_dir={train_dir}", *begin.overrides] + (
         [f"train.iters={args.iters}"] if args.iters else [])
@@ -320,25 +370,32 @@ def main(argv=None) -> int:
         "make-synthetic-data", "--degradation", degradation, "--out", data_dir, "--images", TEST_IMAGES,
         "--num", str(TEST_DRAWS * len(names)), "--seed", str(TEST_SEED), "--max-side", str(TEST_MAX_SIDE),
         "--gray-noise", *(["--set", *params] if params else [])])
+    folder.record()  # after every step: even a killed run leaves a manifest of what it made
     step(2, total, f"train the demo network ({begin.kind})", ["train", "-c", args.config, "-o", *overrides])
+    folder.record()
     step(3, total, "evaluate the best checkpoint on the validation set", [
         "eval", "-c", args.config, "--weights", best, "--save-images", "--output", eval_dir])
+    folder.record()
     step(4, total, "export for deployment", [
         "export", "-c", args.config, "--weights", best, "--save-dir", export_dir])
-    text = step(5, total, "restore the test images with Paddle Inference", [
-        "infer", "--model_dir", export_dir, "--image_dir", os.path.join(data_dir, "lq"),
-        "--gt_dir", os.path.join(data_dir, "gt"), "--save_dir", restored_dir,
-        "--enable_mkldnn", str(args.enable_mkldnn), "--benchmark", "True"], capture=True, hide=" root INFO: ")
+    folder.record()
+    own_lq = folder.own_test_images("data/lq")
+    with runner_inputs(os.path.join(data_dir, "lq"), own_lq, folder.foreign_in("data/lq")) as image_dir:
+        text = step(5, total, "restore the test images with Paddle Inference", [
+            "infer", "--model_dir", export_dir, "--image_dir", image_dir,
+            "--gt_dir", os.path.join(data_dir, "gt"), "--save_dir", restored_dir,
+            "--enable_mkldnn", str(args.enable_mkldnn), "--benchmark", "True"], capture=True, hide=" root INFO: ")
+    folder.record()
     network_seconds = runner_seconds(text)
     print(f"Paddle Inference: {network_seconds:.3g} s per image (mean of the --benchmark report's read + prepare, "
           "network and finish times; the report's other lines are left out here)", flush=True)
 
     with open(os.path.join(eval_dir, "metrics.json"), encoding="utf-8") as f:
         eval_json = json.load(f)
-    after = parse_runner_lines(text)
+    pairs = image_pairs(data_dir, own_lq)  # the run's own test images: a user's file in data/lq/ is no test image
+    after = {name: v for name, v in parse_runner_lines(text).items() if name in pairs}
     if not after:
         raise StepFailed("the Paddle Inference runner printed no per-image metrics")
-    pairs = image_pairs(data_dir)
     before = input_scores(pairs)
     print("\nclassical methods, each at its best parameter on the test images ...", flush=True)
     filters_start = time.time()

@@ -62,7 +62,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
         help="largest image accepted, in pixels (H x W); larger ones get 413 (default: %(default)s = 4096^2)")
     add("--max-memory", type=memory_arg, default=None, metavar="SIZE",
-        help="memory for restoring, all predictors together (e.g. 8G; 0: no limit; default: 2G): each predictor "
+        help="memory for restoring, all predictors together (e.g. 8G; 0: no limit; default: 1280M): each predictor "
              "restores an image in tiles when it would not fit its share whole, and answers 413 naming the limit "
              "when even tiles would not (judged from the header before decoding)")
     add("--max-body-mb", type=float, default=None,

@@ -2,7 +2,8 @@
 
 Every path is checked when the dataset is built: a missing or empty folder is a one-line DatasetError
 naming the path, the layout expected and where to download the data. Pairs are sorted by name. Images are
-read lazily, one pair per sample, with `read_image` (RGB float32 in [0, 1]; gray/RGBA/16-bit converted).
+read lazily, one pair per sample, with `read_dataset_image` (RGB float32 in [0, 1]; gray/RGBA/16-bit converted;
+the header judged first, `image_bound`).
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import os
 from ..errors import ConfigError, DatasetError, ImageError
 from ..registry import DATASETS
 from .base import RestorationDataset
-from .image_io import is_image_file, read_image
+from .image_bound import read_dataset_image
+from .image_io import is_image_file
 
 SIDD_URL = "https://www.eecs.yorku.ca/~kamel/sidd/dataset.php"
 GOPRO_URL = "https://seungjunnah.github.io/Datasets/gopro"
@@ -100,8 +102,8 @@ class PairedFilesDataset(RestorationDataset):
 
     def load_pair(self, index: int):
         name, lq_path, gt_path = self.pairs[index]
-        lq = read_image(lq_path)
-        gt = read_image(gt_path)
+        lq = read_dataset_image(lq_path)  # judged by its header first: a decompression bomb is one line
+        gt = read_dataset_image(gt_path)
         if lq.shape != gt.shape:
             raise ImageError(f"{lq_path} is {lq.shape[1]}x{lq.shape[0]} but its ground truth {gt_path} is "
                              f"{gt.shape[1]}x{gt.shape[0]} (WxH)")

@@ -36,6 +36,7 @@ from ..paths import atomic_target
 from ..registry import DATASETS
 from .base import RestorationDataset
 from .degradations import DEGRADATIONS
+from .image_bound import read_dataset_image
 from .image_io import is_image_file, read_image, write_image
 from .transforms import paired_random_augment
 
@@ -301,7 +302,7 @@ class SyntheticDataset(RestorationDataset):
         name, path = self.sources[i]
         if i in self._cache:
             return self._cache[i], name
-        return self._prepare(read_image(path)), name
+        return self._prepare(read_dataset_image(path)), name
 
     def describe(self, index: int) -> str:
         name, path = self.sources[index % len(self.sources)]

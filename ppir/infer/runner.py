@@ -64,7 +64,7 @@ class RunnerSettings:
     save_log_path: str | None = None
     warmup: int | None = None  # None: 1 with benchmark, else 0
     tile: int | None = None
-    max_memory: int | None = None  # bytes; None: half of this machine's memory
+    max_memory: int | None = None  # bytes; None: memory.default_budget() (1280M on most machines)
     tile_overlap: int | None = None
     tile_blend: str = "smooth"
     engine: str = "local"

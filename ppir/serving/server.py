@@ -25,11 +25,12 @@ from ..infer.backends import BackendError, make_backend, warm_up, warmup_input
 from ..infer.deploy_info import read_deploy_info
 from ..infer.restorer import ImageRestorer
 from ..scaleout.cluster import require_ray
+from ..infer.memory import DEFAULT_BUDGET
 from . import DEFAULT_QUEUE_SIZE
 from .idle import DEFAULT_HEAD_TIMEOUT, protocol_class, with_head_timeout
 from .opencv_limit import DEFAULT_MAX_PIXELS  # also OpenCV's limit, set before OpenCV loads
 
-DEFAULT_MAX_MEMORY = 2 << 30  # what requests may make the predictors use together: a 4096^2 image fits, tiled
+DEFAULT_MAX_MEMORY = DEFAULT_BUDGET  # what requests may make the predictors use together (1280M: under 2 GB a child)
 BACKENDS = backend_names(EXPORT)
 
 
