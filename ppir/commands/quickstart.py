@@ -54,7 +54,7 @@ import time
 from dataclasses import dataclass
 
 from ppir.cli import ArgumentParser, BOOL, child_env, ppir_command
-from ppir.errors import ConfigError, PPIRError
+from ppir.errors import ConfigError, DatasetError, PPIRError
 from ppir.commands.quickstart_folder import MANIFEST, OutputFolder
 from ppir.paths import output_dir_problem, write_text
 
@@ -207,11 +207,15 @@ def image_pairs(data_dir: str, lq_files: list[str] | None = None) -> dict:
     the true blur kernel (data_dir/kernel/<stem>.npy) when make-synthetic-data wrote one."""
     from ppir.data.image_io import read_image
     from ppir.data.synthetic import read_kernel
+    from ppir.infer.loop import find_gt  # the runners' pairing rule, so the baselines score what infer scored
     from ppir.infer.pipeline import to_uint8
     out = {}
     for lq in sorted(glob.glob(os.path.join(data_dir, "lq", "*.png")) if lq_files is None else lq_files):
         name = os.path.basename(lq)
-        pair = (to_uint8(read_image(lq)), to_uint8(read_image(os.path.join(data_dir, "gt", name))))
+        gt = find_gt(os.path.join(data_dir, "gt"), lq)
+        if gt is None:
+            raise DatasetError(f"{lq}: no ground truth of the same name in {os.path.join(data_dir, 'gt')}")
+        pair = (to_uint8(read_image(lq)), to_uint8(read_image(gt)))
         kernel = os.path.join(data_dir, "kernel", os.path.splitext(name)[0] + ".npy")
         out[name] = pair + (read_kernel(kernel),) if os.path.isfile(kernel) else pair
     return out
