@@ -2,7 +2,7 @@
 
 Shared by tests/bad_inputs/test_memory_peak.py (a small budget, seconds) and benchmarks/bench_memory_bound.py
 (the default budgets, real networks). The peak is the kernel's own figure: `ru_maxrss` of the finished process
-as wait4 reports it (the process and every descendant it waited for), and, while it runs, the largest `VmHWM`
+as a small launcher's wait4 reports it (the process and every descendant it waited for; see LAUNCHER), and, while it runs, the largest `VmHWM`
 of it and its descendants in /proc (a server's predictor children are measured before the server stops)."""
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import math
 import os
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 import zlib
@@ -90,11 +91,33 @@ def _hwm_bytes(pid: int) -> int:
     return 0
 
 
+# Starts the measured command from a small process. Linux carries a process's ru_maxrss over from the process
+# that forked it (the forked copy's resident pages count, and exec keeps the figure), so a command started straight
+# from a test process holding 2 GB would report at least 2 GB. Forked from this launcher, it starts from the
+# launcher's ~10 MB; the launcher reaps it with wait4 and writes its ru_maxrss (it and the descendants it waited
+# for) to the file named first.
+LAUNCHER = """import os, sys
+out, cmd = sys.argv[1], sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(cmd[0], cmd)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+with open(out, "w") as f:
+    f.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 class Watched:
     """A child process whose (and whose descendants') peak RSS is followed while it runs."""
 
     def __init__(self, cmd: list[str], **popen):
-        self.proc = subprocess.Popen(cmd, **popen)
+        fd, self.usage_file = tempfile.mkstemp(prefix="ppir_peak_")
+        os.close(fd)
+        self.proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, self.usage_file, *cmd], **popen)
         self.peak = 0
 
     def poll_peak(self) -> int:
@@ -103,17 +126,24 @@ class Watched:
         return self.peak
 
     def finish(self, timeout: float) -> tuple[int, int]:
-        """(exit code, peak RSS bytes) once the process ends (killed after `timeout` seconds). Reaped here with
-        wait4, not Popen.poll, so that the kernel's ru_maxrss of the process is not lost."""
+        """(exit code, peak RSS bytes) once the process ends (killed after `timeout` seconds): the larger of the
+        polled VmHWM figures and the ru_maxrss the launcher reports."""
         deadline = time.monotonic() + timeout
         while True:
-            pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+            pid, status, _ = os.wait4(self.proc.pid, os.WNOHANG)
             if pid:
                 self.proc.returncode = os.waitstatus_to_exitcode(status)
-                self.peak = max(self.peak, usage.ru_maxrss * 1024)
+                with open(self.usage_file, encoding="ascii") as f:
+                    reported = f.read().strip()  # empty when the launcher was killed
+                os.remove(self.usage_file)
+                self.peak = max(self.peak, int(reported or 0) * 1024)
                 return self.proc.returncode, self.peak
             if time.monotonic() > deadline:
-                self.proc.kill()
+                for p in reversed(_tree(self.proc.pid)):  # the command too, not only its launcher
+                    try:
+                        os.kill(p, 9)
+                    except ProcessLookupError:
+                        pass
             self.poll_peak()
             time.sleep(0.05)
 

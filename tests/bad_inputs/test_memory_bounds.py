@@ -64,9 +64,11 @@ def test_a_5_gb_file_named_png_is_refused_before_it_is_read(call, tmp_path, head
 def test_the_onnx_runner_stays_small_on_a_png_bomb(model_dir, bomb_dir, tmp_path):  # noqa: F811
     """The whole runner process, measured: its peak RSS stays near its baseline (9 GB before the header check)."""
     peak_file = tmp_path / "peak"
-    driver = ("import atexit, resource, runpy, sys\n"
-              f"atexit.register(lambda: open({str(peak_file)!r}, 'w').write("
-              "str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))\n"
+    # VmHWM: the peak of this process's own memory since its exec. Not ru_maxrss, which Linux carries over from the
+    # process that forked it: a pytest(-xdist) worker holding 2 GB would read as this runner's peak.
+    driver = ("import atexit, runpy, sys\n"
+              "def hwm():\n    return next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+              f"atexit.register(lambda: open({str(peak_file)!r}, 'w').write(hwm()))\n"
               f"sys.argv = ['infer.py', '--model_dir', {model_dir!r}, '--image_dir', {str(bomb_dir)!r}, "
               f"'--save_dir', {str(tmp_path / 'out')!r}, '--max-memory', '1G']\n"
               f"runpy.run_path({os.path.join(REPO, 'deploy', 'onnxruntime', 'infer.py')!r}, run_name='__main__')\n")
