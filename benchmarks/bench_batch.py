@@ -26,7 +26,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench_serving import cpu_model  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
-from ppir.cli import ArgumentParser, child_env, ppir_command  # noqa: E402
+from ppir.child_process import child_env, ppir_command  # noqa: E402
+from ppir.cli import ArgumentParser  # noqa: E402
 from ppir.paths import output_file_problem, write_text  # noqa: E402
 
 

@@ -10,7 +10,6 @@ import contextvars
 import dataclasses
 import sys
 
-from .child_process import child_env, ppir_command  # noqa: F401 - the tools' helpers, kept importable here
 from .errors import PPIRError
 
 # The name a tool's usage line shows: `ppir train` when started through the ppir command, else argparse's

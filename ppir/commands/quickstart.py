@@ -53,7 +53,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from ppir.cli import ArgumentParser, BOOL, child_env, ppir_command
+from ppir.child_process import child_env, ppir_command
+from ppir.cli import ArgumentParser, BOOL
 from ppir.errors import ConfigError, DatasetError, PPIRError
 from ppir.commands.quickstart_folder import MANIFEST, OutputFolder
 from ppir.paths import output_dir_problem, write_text
