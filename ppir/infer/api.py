@@ -23,7 +23,8 @@ def network_restorer(config, weights: str, overrides: Sequence[str] | None = Non
                      tile: int = 0, tile_overlap: int = 32, max_memory: int | None = None,
                      notes: Notes | None = None):
     """The ImageRestorer of a config's network with `weights` (any format `ppir.load_weights` reads), returning
-    float images; `max_memory` None is half this machine's memory. `ppir predict` and `Restorer` both build here."""
+    float images; `max_memory` None is `memory.default_budget()` (1280M; half the machine's memory where that is
+    less). `ppir predict` and `Restorer` both build here."""
     from ..models.build import build_model
     from ..weights import load_weights
     from .loop import print_note
@@ -41,8 +42,8 @@ class Restorer:
 
     `config` is a YAML path or a dict (as `ppir.build_model` takes), `weights` a .pdparams, official .pth/.pkl or
     .npz file, `overrides` `-o`-style strings ("model.wf=16"). Options, as `ppir predict`'s flags: `backend`
-    ("auto", "dygraph", "paddle", "onnxruntime"), `tile`, `tile_overlap`, `max_memory` (bytes; None: half this
-    machine's memory), `notes` (hears tiling notes; default stderr). `Restorer.from_export(folder)` runs an export.
+    ("auto", "dygraph", "paddle", "onnxruntime"), `tile`, `tile_overlap`, `max_memory` (bytes; None: the default
+    budget, 1280M), `notes` (hears tiling notes; default stderr). `Restorer.from_export(folder)` runs an export.
 
     Calling it on an HxWx3 RGB array returns the restored image of the same size: uint8 in -> uint8 out (rounded
     as `ppir predict` saves it; from an export, with its inference.yml's rounding, as `ppir infer` saves it),
